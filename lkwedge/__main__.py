@@ -1,0 +1,3 @@
+from lkwedge.cli import main
+
+main()

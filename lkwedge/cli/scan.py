@@ -1,0 +1,43 @@
+"""`lkwedge scan`: explain every reconnect episode in saved logs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from lkwedge.cli import main
+from lkwedge.cli.common import input_options, run_guarded, scan_options_from
+from lkwedge.engine import scan
+from lkwedge.render import write_json, write_jsonl, write_plain, write_table
+
+
+@main.command("scan")
+@click.argument("paths", nargs=-1, required=True)
+@input_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]), default="text",
+              show_default=True, help="text: a table on a terminal, one line per episode otherwise.")
+def scan_command(paths: tuple[str, ...], window: float, date: object, patterns: tuple[Path, ...],
+                 fmt: str) -> None:
+    """Explain every reconnect episode in saved logs (files, .gz, or - for stdin).
+
+    Exit 0 when no episode stalled, 1 when at least one did, 2 on a usage or input error.
+
+    \b
+      lkwedge scan agent.log other.log.gz
+      cat agent.log | lkwedge scan -
+      lkwedge scan --format json logs/*.log | jq .summary
+    """
+    options = scan_options_from(window, date, patterns)
+    result = run_guarded(lambda: scan(paths, options))
+    if fmt == "json":
+        write_json(result, sys.stdout)
+    elif fmt == "jsonl":
+        write_jsonl(result, sys.stdout)
+    elif sys.stdout.isatty():
+        write_table(result, Console(highlight=False))
+    else:
+        write_plain(result, sys.stdout)
+    sys.exit(1 if result.summary["stalled"] else 0)

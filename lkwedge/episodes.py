@@ -1,0 +1,264 @@
+"""Reconnect episodes: the per-key state machine and its verdicts, all on log time.
+
+One `EpisodeBook` per input stream keeps at most one open episode per key (job, pid, service or the
+file itself). Pattern matches move an episode along; the stream's clock (the newest log time seen on
+it, from any line, or an estimate from the wall clock in `watch`) proves silence. An episode is
+``stalled`` as soon as more than ``window`` seconds of log time pass without progress of its own,
+whatever happens afterwards; the eventual outcome is still recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from lkwedge.patterns import Match
+
+VERDICTS = ("recovered", "disconnected", "stalled", "unresolved")
+MAX_EVIDENCE_TEXT = 600
+
+
+@dataclass(slots=True)
+class Evidence:
+    line: int
+    time: datetime | None
+    role: str
+    text: str
+    pattern: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"line": self.line, "time": _iso(self.time), "role": self.role,
+                "text": self.text, "pattern": self.pattern}
+
+
+@dataclass(slots=True)
+class Episode:
+    id: str
+    file: str
+    line: int
+    key: str
+    job: str | None = None
+    pid: int | None = None
+    room: str | None = None
+    room_id: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    silence_s: float | None = None
+    attempts: int = 0
+    outcome: str | None = None
+    verdict: str = "open"
+    evidence: list[Evidence] = field(default_factory=list)
+    log_left_s: float | None = None
+    note: str = ""
+    # state while open
+    last_progress: datetime | None = None
+    stalled: bool = False
+    first_resume_attempt: int | None = None
+    closed_by: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.verdict == "open"
+
+    def current_silence(self, now: datetime | None) -> float | None:
+        """Longest silence so far, counting the gap still running at ``now``."""
+        running = _gap(self.last_progress, now)
+        if running is None:
+            return self.silence_s
+        return max(self.silence_s or 0.0, running)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id, "verdict": self.verdict, "file": self.file, "line": self.line, "key": self.key,
+            "job": self.job, "pid": self.pid, "room": self.room, "room_id": self.room_id,
+            "start": _iso(self.start), "end": _iso(self.end),
+            "silence_s": None if self.silence_s is None else round(self.silence_s, 3),
+            "attempts": self.attempts, "outcome": self.outcome,
+            "log_left_s": None if self.log_left_s is None else round(self.log_left_s, 3),
+            "note": self.note, "evidence": [e.to_dict() for e in self.evidence],
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _gap(earlier: datetime | None, later: datetime | None) -> float | None:
+    if earlier is None or later is None:
+        return None
+    return max(0.0, (later - earlier).total_seconds())
+
+
+@dataclass(slots=True)
+class Hit:
+    """A pattern match on one record, with where it came from."""
+
+    match: Match
+    key: str
+    line: int
+    time: datetime | None
+    text: str
+    job: str | None = None
+    pid: int | None = None
+    room: str | None = None
+    room_id: str | None = None
+
+
+Listener = Callable[[str, Episode], None]
+
+
+class EpisodeBook:
+    def __init__(self, file: str, window: float, listener: Listener | None = None) -> None:
+        self.file = file
+        self.window = window
+        self.listener = listener
+        self.open: dict[str, Episode] = {}
+        self.closed: list[Episode] = []
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def on_hit(self, hit: Hit) -> None:
+        role = hit.match.pattern.role
+        episode = self.open.get(hit.key)
+        if role == "trigger" or (role == "attempt" and (episode is None or _starts_new(episode, hit))):
+            if episode is not None:
+                self._close(episode, hit, superseded=True)
+            self._open(hit)
+            return
+        if episode is None or role == "meta":
+            return
+        self._progress(episode, hit)
+        if role in ("success", "activity", "teardown"):
+            self._close(episode, hit)
+
+    def on_clock(self, now: datetime, line: int | None = None, text: str | None = None) -> None:
+        """Log time has reached ``now`` on this stream: open episodes silent too long are stalled."""
+        for episode in self.open.values():
+            if episode.stalled or episode.last_progress is None:
+                continue
+            gap = _gap(episode.last_progress, now)
+            if gap is not None and gap > self.window:
+                if line is not None and text is not None:
+                    episode.evidence.append(Evidence(line, now, "clock", text[:MAX_EVIDENCE_TEXT]))
+                self._mark_stalled(episode)
+
+    def finish(self, now: datetime | None) -> None:
+        """End of input: judge what is still open on log time."""
+        for episode in list(self.open.values()):
+            gap = _gap(episode.last_progress, now)
+            if gap is not None:
+                episode.silence_s = max(episode.silence_s or 0.0, gap)
+                if gap > self.window:
+                    self._mark_stalled(episode)
+                else:
+                    episode.log_left_s = gap
+            episode.end = episode.end or episode.last_progress
+            self._finalize(episode, verdict="stalled" if episode.stalled else "unresolved")
+
+    # -- transitions -----------------------------------------------------------------------------
+
+    def _open(self, hit: Hit) -> None:
+        episode = Episode(id=f"{self.file}:{hit.line}", file=self.file, line=hit.line, key=hit.key,
+                          job=hit.job, pid=hit.pid, room=hit.room, room_id=hit.room_id,
+                          start=hit.time, last_progress=hit.time)
+        self.open[hit.key] = episode
+        self._record(episode, hit)
+        self._emit("opened", episode)
+
+    def _progress(self, episode: Episode, hit: Hit) -> None:
+        if hit.time is not None:
+            gap = _gap(episode.last_progress, hit.time)
+            if gap is not None:
+                episode.silence_s = max(episode.silence_s or 0.0, gap)
+                if gap > self.window:
+                    self._mark_stalled(episode)
+            if episode.start is None:
+                episode.start = hit.time
+            episode.last_progress = hit.time
+        episode.room = episode.room or hit.room
+        episode.room_id = episode.room_id or hit.room_id
+        self._record(episode, hit)
+
+    def _record(self, episode: Episode, hit: Hit) -> None:
+        pattern = hit.match.pattern
+        if pattern.role == "attempt":
+            episode.attempts += 1
+            if pattern.attempt_kind == "resume" and episode.first_resume_attempt is None:
+                episode.first_resume_attempt = int(hit.match.groups["n"])
+        if pattern.outcome:
+            episode.outcome = pattern.outcome
+        elif pattern.role == "activity":
+            episode.outcome = "activity"
+        episode.evidence.append(Evidence(hit.line, hit.time, pattern.role, hit.text[:MAX_EVIDENCE_TEXT],
+                                         pattern.id))
+
+    def _mark_stalled(self, episode: Episode) -> None:
+        if not episode.stalled:
+            episode.stalled = True
+            self._emit("stalled", episode)
+
+    def _close(self, episode: Episode, hit: Hit, superseded: bool = False) -> None:
+        if superseded:
+            # A new session close means the engine was connected again at some point: the old
+            # episode ended without a line saying when, so its silence runs up to the new trigger.
+            gap = _gap(episode.last_progress, hit.time)
+            if gap is not None:
+                episode.silence_s = max(episode.silence_s or 0.0, gap)
+                if gap > self.window:
+                    self._mark_stalled(episode)
+            episode.end = hit.time or episode.last_progress
+            episode.outcome = episode.outcome if episode.outcome not in (None, "resuming") else "superseded"
+            episode.closed_by = "superseded"
+            verdict = "stalled" if episode.stalled else "recovered"
+        else:
+            episode.end = hit.time or episode.last_progress
+            episode.closed_by = hit.match.pattern.role
+            if episode.stalled:
+                verdict = "stalled"
+            elif hit.match.pattern.role == "teardown":
+                verdict = "disconnected"
+            else:
+                verdict = "recovered"
+        self._finalize(episode, verdict)
+
+    def _finalize(self, episode: Episode, verdict: str) -> None:
+        episode.verdict = verdict
+        episode.note = explain(episode, self.window)
+        self.open.pop(episode.key, None)
+        self.closed.append(episode)
+        self._emit("closed", episode)
+
+    def _emit(self, event: str, episode: Episode) -> None:
+        if self.listener is not None:
+            self.listener(event, episode)
+
+
+def _starts_new(episode: Episode, hit: Hit) -> bool:
+    """A first-numbered resume attempt while one is open begins a new episode (hidden close line)."""
+    if hit.match.pattern.attempt_kind != "resume" or episode.first_resume_attempt is None:
+        return False
+    return int(hit.match.groups["n"]) <= episode.first_resume_attempt
+
+
+def explain(episode: Episode, window: float) -> str:
+    """One sentence a person can act on."""
+    silence = "unknown (no timestamps)" if episode.silence_s is None else f"{episode.silence_s:.1f} s"
+    last = episode.evidence[-1] if episode.evidence else None
+    if episode.verdict == "stalled":
+        after = f"; then {episode.outcome} at line {last.line}" if last and episode.closed_by else ""
+        if not episode.closed_by:
+            after = f"; still open at end of input (last state: {episode.outcome or 'none'})"
+        return f"no progress for {silence} (window {window:g} s){after}"
+    if episode.verdict == "unresolved":
+        if episode.log_left_s is None:
+            return "the log ends before any outcome; durations unknown (no timestamps)"
+        return (f"the log ends {episode.log_left_s:.1f} s after the last progress, less than the "
+                f"{window:g} s window: no verdict possible")
+    where = f" at line {last.line}" if last else ""
+    if episode.closed_by == "superseded":
+        return f"a new reconnect began{where}; longest silence {silence}"
+    if episode.closed_by == "activity":
+        return (f"job activity{where} after the resume (the SDK's INFO success line is hidden at "
+                f"livekit-agents' default level); longest silence {silence}")
+    return f"{episode.outcome or episode.verdict}{where}; longest silence {silence}"

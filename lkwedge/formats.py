@@ -1,0 +1,360 @@
+"""One physical log line → a `Record` (log time, level, target, message, job/room fields).
+
+Every format is recognised per line, so a file may mix them. Wrappers (docker compose, journald,
+Cloud Logging, Kubernetes CRI, Docker json-file) are peeled first; the line inside is then parsed
+as one of the record formats. Multi-line records (Rich console wrapping, CRI partial lines, a log
+UI's display-timestamp line) are joined by `lkwedge.assemble`, not here.
+
+This module only runs on lines that may matter (a pattern's literal occurs in them) or on the few
+lines sampled for the clock, so clarity wins over micro-optimisation here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+
+# ---- record -------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Record:
+    message: str
+    time: datetime | None = None  # full, timezone-aware log time
+    time_of_day: time | None = None  # time-only line: the date comes from the stream's context
+    year_missing: bool = False  # journald short format: month/day/time but no year
+    level: str | None = None  # ERROR | WARN | INFO | DEBUG | TRACE
+    target: str | None = None  # Rust module path or Python logger name
+    job: str | None = None
+    pid: int | None = None
+    room: str | None = None
+    room_id: str | None = None
+    svc: str | None = None  # docker compose service / journald unit: keeps processes apart
+    parsed: bool = True  # False when no known format was recognised
+    partial: bool = False  # CRI "P" line: continues on the next line
+    display_time_only: bool = False  # a log UI's timestamp line that precedes its record
+    blank_time: bool = False  # Rich console: time column left blank = same as the previous line
+    continuation: bool = False  # Rich console: wrapped tail of the previous record
+    rich: bool = False  # a Rich console row (indented): its message may continue on the next lines
+    fields: dict[str, object] = field(default_factory=dict)
+
+
+_LEVELS = {
+    "ERROR": "ERROR", "ERRO": "ERROR", "ERR": "ERROR", "E": "ERROR", "CRITICAL": "ERROR", "FATAL": "ERROR",
+    "WARN": "WARN", "WARNING": "WARN", "WARNI": "WARN", "CRITI": "ERROR", "WRN": "WARN", "W": "WARN",
+    "INFO": "INFO", "INF": "INFO", "I": "INFO", "NOTICE": "INFO", "DEFAULT": "INFO",
+    "DEBUG": "DEBUG", "DEBU": "DEBUG", "DBG": "DEBUG", "D": "DEBUG", "TRACE": "TRACE",
+    "ALERT": "ERROR", "EMERGENCY": "ERROR",
+}
+# Rich console (agents 1.3.1-1.5.1) truncates the level column to 6: "WARNI…", "ERROR…", "INFO …"
+_LEVEL_RX = r"(?:ERROR…?|WARNING|WARNI…|WARN|INFO(?: …)?|DEBUG…?|TRACE|CRITICAL|CRITI…)"
+
+
+def normalize_level(text: str | None) -> str | None:
+    if not text:
+        return None
+    key = text.replace("…", "").replace("...", "").strip().upper()
+    return _LEVELS.get(key, key)
+
+
+# ---- time helpers -------------------------------------------------------------------------------
+
+_ISO_RX = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"
+
+
+def parse_iso(text: str) -> datetime | None:
+    """ISO-8601 / RFC 3339 with any fraction digits; naive times are taken as UTC."""
+    text = text.strip()
+    if "." in text or "," in text:
+        # fromisoformat accepts up to 6 fraction digits reliably across versions: trim nanoseconds
+        m = re.match(r"(.*?[.,]\d{1,6})\d*(.*)$", text)
+        if m:
+            text = m.group(1) + m.group(2)
+    try:
+        value = datetime.fromisoformat(text.replace(",", "."))
+    except ValueError:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def parse_time_of_day(text: str) -> time | None:
+    try:
+        return time.fromisoformat(text.replace(",", "."))
+    except ValueError:
+        return None
+
+
+_MONTHS = {m: i for i, m in enumerate(
+    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1)}
+
+# ---- wrappers (peeled before the record formats) ------------------------------------------------
+
+_CRI = re.compile(rf"^({_ISO_RX}) (?:stdout|stderr) ([FP]) ?(.*)$")
+_COMPOSE = re.compile(r"^([A-Za-z][\w.-]*)\s+\| ?(.*)$")
+_JOURNALD = re.compile(
+    r"^(?:([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d(?:\.\d+)?)|(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?"
+    r"(?:Z|[+-]\d\d:?\d\d)))"
+    r" \S+ ([\w.@/-]+?)(?:\[(\d+)\])?: (.*)$"
+)
+_CLOUD = re.compile(
+    rf"^(DEFAULT|DEBUG|INFO|NOTICE|WARNING|ERROR|CRITICAL|ALERT|EMERGENCY) ({_ISO_RX}) (.*)$"
+)
+
+# ---- record formats -----------------------------------------------------------------------------
+
+_ENV_LOGGER = re.compile(r"^\[(\d{4}-\d\d-\d\dT[^\s\]]+)\s+([A-Z]+)\s+([^\]\s]+)\] ?(.*)$")
+_TRACING = re.compile(rf"^({_ISO_RX})\s+([A-Z]+)\s+([\w:.]+?):\s(.*)$")
+_ASCTIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:[,.]\d+)?) -? ?(.*)$")
+_LEVEL_NAME_MSG = re.compile(rf"^({_LEVEL_RX})\s+(\S+) - (.*)$")  # agents dev: LEVEL name - msg
+_NAME_LEVEL_MSG = re.compile(rf"^(\S+) - ({_LEVEL_RX}) - (.*)$")  # name - LEVEL - msg
+_BASIC_CONFIG = re.compile(r"^(CRITICAL|ERROR|WARNING|INFO|DEBUG):([\w.]+):(.*)$")
+_TIME_ONLY = re.compile(rf"^\s*(\d\d:\d\d:\d\d(?:[.,]\d+)?)\s+({_LEVEL_RX})\s+(.*)$")
+_RICH_BLANK_TIME = re.compile(rf"^\s{{4,}}({_LEVEL_RX})\s+(.*)$")
+_DISPLAY_TIME = re.compile(rf"^\s*({_ISO_RX}|\d\d:\d\d:\d\d(?:[.,]\d+)?)\s*$")
+# Python forwarder of livekit-rtc: "<target>:<line>:<module_path> - <msg>"
+_FORWARDED = re.compile(r"^([a-z_][\w]*(?:::[\w]+)*):(\d+):([\w:]+) - (.*)$", re.S)
+# time-only / Rich rest: "[logger ]<target>[:line:module] - msg" or "<target> msg"
+# (Rich middle-truncates long tokens with "…", so both columns may contain it)
+_REST_DASH = re.compile(r"^(?:([\w.…]+)\s+)?([a-z_][\w]*(?:::[\w]+)*)(?::\d+:[\w:…]*)? - (.*)$", re.S)
+_REST_TARGET = re.compile(r"^(?:([\w.…]+)\s+)?([a-z_][\w]*(?:::[\w]+)+)\s+(.*)$", re.S)
+_REST_LOGGER = re.compile(r"^([\w.…]+)\s{1,}(.*)$", re.S)
+_TRAILING_EXTRA = re.compile(r"\s(\{\".*\})\s*$")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+#: first characters of lines that have a chance to be in a known format (cheap shape test)
+_SHAPE_FIRST = frozenset("[{0123456789 \tABCDEFGHIJKLMNOPQRSTUVWXYZ\r\x1b")
+
+
+def looks_parseable(line: str) -> bool:
+    """A cheap shape test used to count unparsed lines without parsing every line."""
+    if not line:
+        return True
+    first = line[0]
+    if first in _SHAPE_FIRST:
+        return True
+    return first.isalpha() and _COMPOSE.match(line) is not None
+
+
+def parse_line(line: str) -> Record:
+    """Parse one physical line (without its newline)."""
+    if "\x1b" in line:
+        line = _ANSI.sub("", line)
+    line = line.rstrip("\r\n").lstrip("\r")
+    return _parse(line, depth=0)
+
+
+def _parse(line: str, depth: int) -> Record:
+    first = line[:1]
+    if first == "{":
+        return _parse_json(line, depth)
+    if first == "[":
+        m = _ENV_LOGGER.match(line)
+        if m:
+            return _with_forwarded(Record(m.group(4), time=parse_iso(m.group(1)),
+                                          level=normalize_level(m.group(2)), target=m.group(3)))
+    if first.isdigit():
+        return _parse_digit_start(line, depth)
+    if first.isspace():
+        return _parse_indented(line)
+    if depth < 3:
+        wrapped = _parse_wrapper(line, depth)
+        if wrapped is not None:
+            return wrapped
+    m = _BASIC_CONFIG.match(line)
+    if m:
+        return _with_forwarded(Record(m.group(3), level=normalize_level(m.group(1)), target=m.group(2)))
+    return Record(line, parsed=False)
+
+
+def _parse_digit_start(line: str, depth: int) -> Record:
+    if depth < 3:
+        m = _CRI.match(line)
+        if m:
+            inner = _parse(m.group(3), depth + 1)
+            inner.partial = m.group(2) == "P"
+            if inner.time is None and inner.time_of_day is None:
+                inner.time = parse_iso(m.group(1))
+            return inner
+    m = _TRACING.match(line)
+    if m and "T" in m.group(1):
+        return _with_forwarded(Record(m.group(4), time=parse_iso(m.group(1)),
+                                      level=normalize_level(m.group(2)), target=m.group(3)))
+    m = _ASCTIME.match(line)
+    if m:
+        when, rest = parse_iso(m.group(1)), m.group(2)
+        m2 = _LEVEL_NAME_MSG.match(rest)
+        if m2:
+            level, target, message = m2.group(1), m2.group(2), m2.group(3)
+            return _with_extra(_with_forwarded(Record(message, time=when, level=normalize_level(level),
+                                                      target=target)))
+        m2 = _NAME_LEVEL_MSG.match(rest)
+        if m2:
+            target, level, message = m2.group(1), m2.group(2), m2.group(3)
+            return _with_extra(_with_forwarded(Record(message, time=when, level=normalize_level(level),
+                                                      target=target)))
+        if not rest.strip():
+            return Record("", time=when, display_time_only=True)
+        return _with_forwarded(Record(rest, time=when))
+    m = _TIME_ONLY.match(line)
+    if m:
+        return _rest_record(m.group(3), level=m.group(2), time_of_day=parse_time_of_day(m.group(1)))
+    m = _DISPLAY_TIME.match(line)
+    if m:
+        text = m.group(1)
+        if ":" in text[:3]:
+            return Record("", time_of_day=parse_time_of_day(text), display_time_only=True)
+        return Record("", time=parse_iso(text), display_time_only=True)
+    if depth < 3:
+        wrapped = _parse_wrapper(line, depth)
+        if wrapped is not None:
+            return wrapped
+    return Record(line, parsed=False)
+
+
+def _parse_indented(line: str) -> Record:
+    """Rich console output: a record with its time column, a blank time, or a wrapped tail."""
+    m = _TIME_ONLY.match(line)
+    if m:
+        rec = _rest_record(m.group(3), level=m.group(2), time_of_day=parse_time_of_day(m.group(1)))
+        rec.rich = True
+        return rec
+    m = _RICH_BLANK_TIME.match(line)
+    if m:
+        rec = _rest_record(m.group(2), level=m.group(1))
+        rec.blank_time = rec.rich = True
+        return rec
+    m = _DISPLAY_TIME.match(line)
+    if m:
+        return _parse_digit_start(line.strip(), depth=3)
+    return Record(line.strip(), continuation=True)
+
+
+def _rest_record(rest: str, level: str, time_of_day: time | None = None) -> Record:
+    rec = Record(rest, time_of_day=time_of_day, level=normalize_level(level))
+    m = _REST_DASH.match(rest) or _REST_TARGET.match(rest)
+    if m:
+        rec.target, rec.message = m.group(2), m.group(3)
+    else:
+        m = _REST_LOGGER.match(rest)
+        if m:
+            rec.target, rec.message = m.group(1), m.group(2)
+    return _with_extra(rec)
+
+
+def _parse_wrapper(line: str, depth: int) -> Record | None:
+    m = _CLOUD.match(line)
+    if m:
+        inner = _parse(m.group(3), depth + 1)
+        if inner.time is None and inner.time_of_day is None:
+            inner.time = parse_iso(m.group(2))
+        inner.level = inner.level or normalize_level(m.group(1))
+        inner.parsed = True
+        return inner
+    m = _JOURNALD.match(line)
+    if m:
+        inner = _parse(m.group(7), depth + 1)
+        if inner.time is None and inner.time_of_day is None:
+            if m.group(4):
+                inner.time = parse_iso(m.group(4))
+            else:
+                month, day = _MONTHS.get(m.group(1)), int(m.group(2))
+                tod = parse_time_of_day(m.group(3))
+                if month and tod:
+                    inner.time = datetime.combine(date(2000, month, day), tod, UTC)
+                    inner.year_missing = True
+        inner.svc = inner.svc or m.group(5)
+        if inner.pid is None and m.group(6):
+            inner.pid = int(m.group(6))
+        inner.parsed = True
+        return inner
+    m = _COMPOSE.match(line)
+    if m:
+        inner = _parse(m.group(2), depth + 1)
+        inner.svc = inner.svc or m.group(1)
+        return inner
+    return None
+
+
+def _parse_json(line: str, depth: int) -> Record:
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return Record(line, parsed=False)
+    if not isinstance(obj, dict):
+        return Record(line, parsed=False)
+    if "log" in obj and "message" not in obj and depth < 3:  # Docker json-file
+        inner = _parse(str(obj["log"]).rstrip("\n"), depth + 1)
+        if inner.time is None and inner.time_of_day is None and isinstance(obj.get("time"), str):
+            inner.time = parse_iso(obj["time"])
+        inner.parsed = True
+        return inner
+    message = obj.get("message", obj.get("msg", ""))
+    rec = Record(str(message))
+    stamp = obj.get("timestamp") or obj.get("time") or obj.get("ts")
+    if isinstance(stamp, str):
+        rec.time = parse_iso(stamp)
+    elif isinstance(stamp, int | float) and not isinstance(stamp, bool):
+        rec.time = datetime.fromtimestamp(float(stamp), UTC)
+    rec.level = normalize_level(str(obj.get("level") or obj.get("levelname") or "")) or None
+    rec.target = obj.get("name") or obj.get("logger")
+    _apply_fields(rec, obj)
+    return _with_forwarded(rec)
+
+
+def _apply_fields(rec: Record, obj: dict[str, object]) -> None:
+    job = obj.get("job_id")
+    if isinstance(job, str) and job:
+        rec.job = job
+    pid = obj.get("pid")
+    if isinstance(pid, int) and not isinstance(pid, bool):
+        rec.pid = pid
+    room = obj.get("room") or obj.get("room_name")  # agents <= 1.2 logs room_name
+    if isinstance(room, str) and room:
+        rec.room = room
+    room_id = obj.get("room_id")
+    if isinstance(room_id, str) and room_id:
+        rec.room_id = room_id
+    rec.fields.update(obj)
+
+
+def _with_forwarded(rec: Record) -> Record:
+    """Split the livekit-rtc forwarder's "<target>:<line>:<module> - msg" out of the message."""
+    msg = rec.message
+    if "::" in msg[:80] or msg[:7] == "livekit":
+        m = _FORWARDED.match(msg)
+        if m:
+            rec.target, rec.message = m.group(1), m.group(4)
+    return rec
+
+
+def _with_extra(rec: Record) -> Record:
+    """Agents dev/console formats append the record's extras as JSON at the end of the line."""
+    msg = rec.message
+    if msg.endswith("}") and '{"' in msg:
+        m = _TRAILING_EXTRA.search(msg)
+        if m:
+            try:
+                extra = json.loads(m.group(1))
+            except ValueError:
+                return rec
+            if isinstance(extra, dict):
+                rec.message = msg[: m.start()]
+                _apply_fields(rec, extra)
+    return rec
+
+
+def apply_extra_line(rec: Record, text: str) -> bool:
+    """Rich prints the extras on the following line when they do not fit; attach them if so."""
+    text = text.strip()
+    if not (text.startswith("{") and text.endswith("}")):
+        return False
+    try:
+        extra = json.loads(text)
+    except ValueError:
+        return False
+    if not isinstance(extra, dict):
+        return False
+    _apply_fields(rec, extra)
+    return True

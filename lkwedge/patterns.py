@@ -1,0 +1,144 @@
+"""Pattern packs: the data files (TOML, in ``patterns/``) that say which log lines mean what.
+
+A pattern has a *role* (one role = one behaviour in the episode state machine):
+
+==========  ===========================================================================================
+trigger     opens a reconnect episode (a new trigger for a key with an open episode supersedes it)
+attempt     a resume/restart attempt: opens an episode if none is open, else counts as progress
+progress    the reconnect is still moving (resets the silence clock); may set the outcome
+success     the engine recovered: closes the episode
+activity    the job did something that needs working media: closes the episode as recovered
+teardown    the connection or the job really ended: closes the episode as disconnected
+meta        no episode effect; carries job facts (e.g. the room of a job) for later episodes
+==========  ===========================================================================================
+
+Each pattern has a ``literal``: a substring every matching line contains. Only lines containing
+one of the literals are parsed at all, which keeps irrelevant lines at the cost of a substring
+search. The ``regex`` then runs on the parsed message.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from lkwedge.errors import InputError
+
+ROLES = ("trigger", "attempt", "progress", "success", "activity", "teardown", "meta")
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    id: str
+    pack: str
+    role: str
+    literal: str
+    regex: re.Pattern[str]
+    outcome: str | None = None
+    attempt_kind: str | None = None  # "resume" | "restart" for attempt patterns
+    levels: frozenset[str] | None = None  # only these normalised levels match, when given
+    versions: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    pattern: Pattern
+    groups: dict[str, str]
+
+
+def builtin_pack_dir() -> Path:
+    """The packs shipped in the wheel (``lkwedge/patterns``) or, from a source tree, ``patterns/``."""
+    shipped = resources.files("lkwedge").joinpath("patterns")
+    if shipped.is_dir():
+        return Path(str(shipped))
+    return Path(__file__).resolve().parent.parent / "patterns"
+
+
+def builtin_pack_files() -> list[Path]:
+    return sorted(builtin_pack_dir().glob("*.toml"))
+
+
+def load_pack(path: Path) -> list[Pattern]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read pattern pack {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"pattern pack {path} is not valid TOML: {exc}") from None
+    pack = data.get("pack", {}).get("name") or path.stem
+    entries = data.get("patterns")
+    if not isinstance(entries, list) or not entries:
+        raise InputError(f"pattern pack {path} has no [[patterns]] entries")
+    return [_pattern_from(entry, pack, path) for entry in entries]
+
+
+def _pattern_from(entry: object, pack: str, path: Path) -> Pattern:
+    if not isinstance(entry, dict):
+        raise InputError(f"pattern pack {path}: each [[patterns]] entry must be a table")
+    pid = entry.get("id")
+    where = f"pattern pack {path}, pattern {pid!r}"
+    for key in ("id", "role", "literal", "regex"):
+        if not isinstance(entry.get(key), str) or not entry[key]:
+            raise InputError(f"{where}: missing string field {key!r}")
+    if entry["role"] not in ROLES:
+        raise InputError(f"{where}: role must be one of {', '.join(ROLES)}")
+    literal = entry["literal"]
+    if '"' in literal or "\\" in literal:
+        # JSON log lines escape these characters, so such a literal would never be found in the raw line
+        raise InputError(f"{where}: literal must not contain quotes or backslashes")
+    try:
+        regex = re.compile(entry["regex"])
+    except re.error as exc:
+        raise InputError(f"{where}: bad regex: {exc}") from None
+    if entry["role"] == "attempt" and "n" not in regex.groupindex:
+        raise InputError(f"{where}: attempt patterns need a (?P<n>...) group")
+    levels = entry.get("levels")
+    return Pattern(
+        id=pid, pack=pack, role=entry["role"], literal=literal, regex=regex,
+        outcome=entry.get("outcome"), attempt_kind=entry.get("attempt_kind"),
+        levels=frozenset(levels) if levels else None,
+        versions=str(entry.get("versions", "")), note=str(entry.get("note", "")),
+    )
+
+
+class PatternSet:
+    """All patterns in force, indexed by literal. User packs come first and replace built-ins by id."""
+
+    def __init__(self, patterns: Iterable[Pattern]) -> None:
+        by_id: dict[str, Pattern] = {}
+        for pattern in patterns:
+            by_id.setdefault(pattern.id, pattern)
+        self.patterns: tuple[Pattern, ...] = tuple(by_id.values())
+        self._by_literal: dict[str, list[Pattern]] = {}
+        for pattern in self.patterns:
+            self._by_literal.setdefault(pattern.literal, []).append(pattern)
+        self.literals: tuple[str, ...] = tuple(self._by_literal)
+
+    @classmethod
+    def load(cls, extra: Iterable[Path] = ()) -> PatternSet:
+        patterns: list[Pattern] = []
+        for path in extra:
+            patterns.extend(load_pack(Path(path)))
+        for path in builtin_pack_files():
+            patterns.extend(load_pack(path))
+        return cls(patterns)
+
+    def is_candidate(self, text: str) -> bool:
+        return any(literal in text for literal in self.literals)
+
+    def match(self, message: str, level: str | None) -> Match | None:
+        for literal, patterns in self._by_literal.items():
+            if literal not in message:
+                continue
+            for pattern in patterns:
+                if pattern.levels is not None and level is not None and level not in pattern.levels:
+                    continue
+                m = pattern.regex.search(message)
+                if m:
+                    return Match(pattern, {k: v for k, v in m.groupdict().items() if v is not None})
+        return None

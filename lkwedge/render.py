@@ -1,0 +1,72 @@
+"""Scan results for people (a Rich table or plain lines) and for programs (JSON, JSON lines)."""
+
+from __future__ import annotations
+
+import json
+from typing import TextIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from lkwedge.engine import ScanResult
+from lkwedge.episodes import Episode
+from lkwedge.safe import printable
+
+VERDICT_STYLE = {"stalled": "bold red", "unresolved": "yellow", "disconnected": "cyan", "recovered": "green"}
+
+
+def write_json(result: ScanResult, out: TextIO) -> None:
+    json.dump({"episodes": [ep.to_dict() for ep in result.episodes], "summary": result.summary}, out,
+              indent=2, ensure_ascii=False)
+    out.write("\n")
+
+
+def write_jsonl(result: ScanResult, out: TextIO) -> None:
+    for ep in result.episodes:
+        out.write(json.dumps(ep.to_dict(), ensure_ascii=False) + "\n")
+    out.write(json.dumps({"summary": result.summary}, ensure_ascii=False) + "\n")
+
+
+def _when(ep: Episode) -> str:
+    return ep.start.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if ep.start else "-"
+
+
+def _silence(ep: Episode) -> str:
+    return "?" if ep.silence_s is None else f"{ep.silence_s:.1f}s"
+
+
+def write_table(result: ScanResult, console: Console) -> None:
+    table = Table(title="lkwedge: reconnect episodes", title_justify="left", expand=False)
+    for column in ("verdict", "where", "key", "start (log time)", "silence", "tries", "outcome", "why"):
+        table.add_column(column, overflow="fold")
+    for ep in result.episodes:
+        table.add_row(Text(ep.verdict, style=VERDICT_STYLE.get(ep.verdict, "")),
+                      Text(printable(f"{ep.file}:{ep.line}")), Text(printable(ep.key)), Text(_when(ep)),
+                      Text(_silence(ep)), Text(str(ep.attempts)), Text(ep.outcome or "-"),
+                      Text(printable(ep.note, 160)))
+    console.print(table)
+    console.print(summary_text(result.summary))
+
+
+def write_plain(result: ScanResult, out: TextIO) -> None:
+    for ep in result.episodes:
+        out.write(printable(f"{ep.verdict:<12} {ep.file}:{ep.line}  key={ep.key}  start={_when(ep)}  "
+                            f"silence={_silence(ep)}  attempts={ep.attempts}  outcome={ep.outcome or '-'}  "
+                            f"{ep.note}") + "\n")
+    out.write(summary_text(result.summary).plain + "\n")
+
+
+def summary_text(summary: dict[str, object]) -> Text:
+    text = Text()
+    text.append(f"{summary['episodes']} episodes in {summary['lines']} lines ({summary['files']} file(s)): ")
+    parts = [(verdict, summary.get(verdict, 0)) for verdict in ("stalled", "unresolved", "disconnected",
+                                                                "recovered")]
+    for i, (verdict, count) in enumerate(parts):
+        if i:
+            text.append(", ")
+        text.append(f"{count} {verdict}", style=VERDICT_STYLE[verdict] if count else "")
+    text.append(f"; {summary['unparsed']} unparsed line(s)")
+    for note in summary.get("notes", []) or []:
+        text.append("\nnote: " + printable(str(note)))
+    return text
