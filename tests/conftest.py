@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_lkwedge(*args: str, stdin: str | None = None, timeout: float = 120,
+                cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real `lkwedge` command (the installed package, as a user would)."""
+    return subprocess.run([sys.executable, "-m", "lkwedge", *args], input=stdin, capture_output=True,
+                          text=True, timeout=timeout, cwd=cwd)
+
+
+def scan_json(*args: str, stdin: str | None = None) -> tuple[dict, subprocess.CompletedProcess[str]]:
+    proc = run_lkwedge("scan", "--format", "json", *args, stdin=stdin)
+    assert proc.returncode in (0, 1), proc.stderr
+    return json.loads(proc.stdout), proc
+
+
+@pytest.fixture
+def write(tmp_path: Path):
+    def _write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return _write
