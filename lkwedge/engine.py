@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from lkwedge.episodes import VERDICTS, Episode, EpisodeBook, Hit, Listener
-from lkwedge.formats import Record, apply_extra_line, looks_parseable, parse_line
+from lkwedge.formats import Record, apply_extra_line, looks_parseable, parse_line, split_forwarded
 from lkwedge.patterns import PatternSet
 from lkwedge.sources import describe, open_text, position
 
@@ -137,13 +137,13 @@ class Detector:
                 return
             lineno, text = stream.partial_line, text_or_none
         record = parse_line(text)
-        if not record.parsed:
-            stream.unparsed += 1
         if record.display_time_only:
             stream.display_time = (record.time, record.time_of_day)
             return
         if (record.continuation or stream.held_json is not None) and self._continue_held(stream, record):
             return
+        if not record.parsed:
+            stream.unparsed += 1
         self.flush(stream)
         if record.rich:  # Rich console rows may wrap onto the following lines: hold until we know
             stream.held = (lineno, text, record)
@@ -187,6 +187,7 @@ class Detector:
         if not record.continuation:
             return False
         held.message = f"{held.message.rstrip()} {piece}"
+        split_forwarded(held)  # a wrapped "target:line:module - msg" is only complete now
         stream.held = (lineno, f"{text.rstrip()} {piece}", held)
         return True
 

@@ -114,7 +114,7 @@ _TIME_ONLY = re.compile(rf"^\s*(\d\d:\d\d:\d\d(?:[.,]\d+)?)\s+({_LEVEL_RX})\s+(.
 _RICH_BLANK_TIME = re.compile(rf"^\s{{4,}}({_LEVEL_RX})\s+(.*)$")
 _DISPLAY_TIME = re.compile(rf"^\s*({_ISO_RX}|\d\d:\d\d:\d\d(?:[.,]\d+)?)\s*$")
 # Python forwarder of livekit-rtc: "<target>:<line>:<module_path> - <msg>"
-_FORWARDED = re.compile(r"^([a-z_][\w]*(?:::[\w]+)*):(\d+):([\w:]+) - (.*)$", re.S)
+_FORWARDED = re.compile(r"^([a-z_][\w]*(?:::[\w]+)*):(\d+):([\w:…]+) - (.*)$", re.S)
 # time-only / Rich rest: "[logger ]<target>[:line:module] - msg" or "<target> msg"
 # (Rich middle-truncates long tokens with "…", so both columns may contain it)
 _REST_DASH = re.compile(r"^(?:([\w.…]+)\s+)?([a-z_][\w]*(?:::[\w]+)*)(?::\d+:[\w:…]*)? - (.*)$", re.S)
@@ -152,7 +152,7 @@ def _parse(line: str, depth: int) -> Record:
     if first == "[":
         m = _ENV_LOGGER.match(line)
         if m:
-            return _with_forwarded(Record(m.group(4), time=parse_iso(m.group(1)),
+            return split_forwarded(Record(m.group(4), time=parse_iso(m.group(1)),
                                           level=normalize_level(m.group(2)), target=m.group(3)))
     if first.isdigit():
         return _parse_digit_start(line, depth)
@@ -164,7 +164,7 @@ def _parse(line: str, depth: int) -> Record:
             return wrapped
     m = _BASIC_CONFIG.match(line)
     if m:
-        return _with_forwarded(Record(m.group(3), level=normalize_level(m.group(1)), target=m.group(2)))
+        return split_forwarded(Record(m.group(3), level=normalize_level(m.group(1)), target=m.group(2)))
     return Record(line, parsed=False)
 
 
@@ -179,7 +179,7 @@ def _parse_digit_start(line: str, depth: int) -> Record:
             return inner
     m = _TRACING.match(line)
     if m and "T" in m.group(1):
-        return _with_forwarded(Record(m.group(4), time=parse_iso(m.group(1)),
+        return split_forwarded(Record(m.group(4), time=parse_iso(m.group(1)),
                                       level=normalize_level(m.group(2)), target=m.group(3)))
     m = _ASCTIME.match(line)
     if m:
@@ -187,16 +187,16 @@ def _parse_digit_start(line: str, depth: int) -> Record:
         m2 = _LEVEL_NAME_MSG.match(rest)
         if m2:
             level, target, message = m2.group(1), m2.group(2), m2.group(3)
-            return _with_extra(_with_forwarded(Record(message, time=when, level=normalize_level(level),
+            return _with_extra(split_forwarded(Record(message, time=when, level=normalize_level(level),
                                                       target=target)))
         m2 = _NAME_LEVEL_MSG.match(rest)
         if m2:
             target, level, message = m2.group(1), m2.group(2), m2.group(3)
-            return _with_extra(_with_forwarded(Record(message, time=when, level=normalize_level(level),
+            return _with_extra(split_forwarded(Record(message, time=when, level=normalize_level(level),
                                                       target=target)))
         if not rest.strip():
             return Record("", time=when, display_time_only=True)
-        return _with_forwarded(Record(rest, time=when))
+        return split_forwarded(Record(rest, time=when))
     m = _TIME_ONLY.match(line)
     if m:
         return _rest_record(m.group(3), level=m.group(2), time_of_day=parse_time_of_day(m.group(1)))
@@ -300,7 +300,7 @@ def _parse_json(line: str, depth: int) -> Record:
     rec.level = normalize_level(str(obj.get("level") or obj.get("levelname") or "")) or None
     rec.target = obj.get("name") or obj.get("logger")
     _apply_fields(rec, obj)
-    return _with_forwarded(rec)
+    return split_forwarded(rec)
 
 
 def _apply_fields(rec: Record, obj: dict[str, object]) -> None:
@@ -319,7 +319,7 @@ def _apply_fields(rec: Record, obj: dict[str, object]) -> None:
     rec.fields.update(obj)
 
 
-def _with_forwarded(rec: Record) -> Record:
+def split_forwarded(rec: Record) -> Record:
     """Split the livekit-rtc forwarder's "<target>:<line>:<module> - msg" out of the message."""
     msg = rec.message
     if "::" in msg[:80] or msg[:7] == "livekit":
