@@ -208,7 +208,7 @@ class EpisodeBook:
                 if gap > self.window:
                     self._mark_stalled(episode)
             episode.end = hit.time or episode.last_progress
-            episode.outcome = episode.outcome if episode.outcome not in (None, "resuming") else "superseded"
+            episode.outcome = episode.outcome or "superseded"
             episode.closed_by = "superseded"
             verdict = "stalled" if episode.stalled else "recovered"
         else:
