@@ -123,18 +123,16 @@ _REST_LOGGER = re.compile(r"^([\w.…]+)\s{1,}(.*)$", re.S)
 _TRAILING_EXTRA = re.compile(r"\s(\{\".*\})\s*$")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
-#: first characters of lines that have a chance to be in a known format (cheap shape test)
-_SHAPE_FIRST = frozenset("[{0123456789 \tABCDEFGHIJKLMNOPQRSTUVWXYZ\r\x1b")
+#: first characters of the formats that start with a timestamp, a bracket, JSON or Rich indentation
+_SHAPE_FIRST = frozenset("[{0123456789 \t\r\x1b")
 
 
 def looks_parseable(line: str) -> bool:
-    """A cheap shape test used to count unparsed lines without parsing every line."""
-    if not line:
+    """A cheap stand-in for ``parse_line(line).parsed``, used to count unparsed lines that are
+    never parsed. Lines starting with a letter (wrappers, basicConfig) are rare enough to parse."""
+    if not line or line[0] in _SHAPE_FIRST:
         return True
-    first = line[0]
-    if first in _SHAPE_FIRST:
-        return True
-    return first.isalpha() and _COMPOSE.match(line) is not None
+    return parse_line(line).parsed
 
 
 def parse_line(line: str) -> Record:
