@@ -209,6 +209,8 @@ class EpisodeBook:
                     self._mark_stalled(episode)
             episode.end = hit.time or episode.last_progress
             episode.outcome = episode.outcome or "superseded"
+            episode.evidence.append(Evidence(hit.line, hit.time, "superseded", hit.text[:MAX_EVIDENCE_TEXT],
+                                             hit.match.pattern.id))
             episode.closed_by = "superseded"
             verdict = "stalled" if episode.stalled else "recovered"
         else:

@@ -118,6 +118,7 @@ def test_time_only_lines_roll_over_midnight_and_take_the_date_option(write) -> N
         "00:00:13.000 INFO livekit::rtc_engine - RtcEngine successfully recovered",
     ]) + "\n"
     data, proc = scan_json("--date", "2026-01-30", str(write("t.log", text)))
+    assert proc.returncode == 1
     [ep] = data["episodes"]
     assert ep["start"].startswith("2026-01-30T23:59:50.1")
     assert ep["end"].startswith("2026-01-31T00:00:13")
@@ -167,9 +168,9 @@ def test_terminal_escapes_in_log_text_are_never_printed_raw(write) -> None:
 
 
 def test_usage_and_input_errors_are_one_line_and_exit_2(tmp_path: Path, write) -> None:
+    bad_pack, log = str(write("bad.toml", "[[patterns]]\nid=1\n")), str(write("a.log", SEED))
     for args in (["scan", str(tmp_path / "missing.log")], ["scan", "--window", "soon", "x.log"],
-                 ["scan", "--patterns", str(write("bad.toml", "[[patterns]]\nid=1\n")), str(write("a.log", SEED))],
-                 ["scan", "--format", "xml", "a.log"], ["scan"]):
+                 ["scan", "--patterns", bad_pack, log], ["scan", "--format", "xml", "a.log"], ["scan"]):
         proc = run_lkwedge(*args)
         assert proc.returncode == 2, (args, proc.stderr)
         assert "Traceback" not in proc.stderr

@@ -1,0 +1,85 @@
+"""`lkwedge report`: a postmortem summary of saved logs, with CSV/Parquet/JSON/HTML exports."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from lkwedge.check import printable
+from lkwedge.cli import main
+from lkwedge.cli.check import config_option, resolved_scan_options
+from lkwedge.cli.common import input_options, run_guarded
+from lkwedge.config import load_config
+from lkwedge.engine import ScanOptions, ScanResult, scan
+from lkwedge.errors import InputError
+from lkwedge.report import build, export, print_summary, require_parquet
+from lkwedge.report_html import render_html
+
+
+def _scan_with_progress(paths: tuple[str, ...], options: ScanOptions) -> ScanResult:
+    """A progress bar on stderr only when a person is watching it (a TTY); never in pipes or CI logs."""
+    if not sys.stderr.isatty():
+        return scan(paths, options)
+    progress = Progress(TextColumn("scanning"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                        console=Console(stderr=True), transient=True)
+    task = progress.add_task("scan", total=None)
+
+    def on_progress(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total or None)
+
+    with progress:
+        return scan(paths, options, on_progress=on_progress)
+
+
+def _write(path: str, what: str, action: Callable[[], Any]) -> None:
+    try:
+        action()
+    except OSError as exc:
+        raise InputError(f"cannot write {what} to {printable(path)}: {exc.strerror or exc}") from None
+
+
+@main.command("report")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+              help="Write one row per episode as CSV.")
+@click.option("--parquet", "parquet_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the episode table as Parquet (needs pyarrow: pip install 'lkwedge[parquet]').")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Write {summary, episodes} as JSON.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a self-contained HTML report (no network): summary, timelines, sortable table.")
+@input_options
+@config_option
+@click.pass_context
+def report_command(ctx: click.Context, paths: tuple[str, ...], csv_path: str | None, parquet_path: str | None,
+                   json_path: str | None, html_path: str | None, window: float, date: Any,
+                   patterns: tuple[Path, ...], config_path: Path | None) -> None:
+    """Summarize reconnect episodes for a postmortem: verdicts, silences, worst jobs and rooms, time of day.
+
+    Prints the summary; exports the episode table on request. Exit 0, or 2 on a usage or input error
+    (judging pass/fail is `lkwedge check`'s job).
+
+    \b
+      lkwedge report logs/*.log
+      lkwedge report agent.log.gz --csv episodes.csv --html report.html
+    """
+    config = run_guarded(lambda: load_config(config_path))
+    options = resolved_scan_options(ctx, config, window, date, patterns)
+    if parquet_path:
+        run_guarded(require_parquet)  # before a long scan, not after it
+    result = run_guarded(lambda: _scan_with_progress(paths, options))
+    df, summary = build(result)
+
+    run_guarded(lambda: export(df, summary, csv=csv_path, parquet=parquet_path, json_path=json_path))
+    if html_path:
+        sources = ["<stdin>" if p == "-" else p for p in paths]
+        page = render_html(result.episodes, summary, result.summary, sources=sources)
+        run_guarded(lambda: _write(html_path, "the HTML report",
+                                   lambda: Path(html_path).write_text(page, encoding="utf-8")))
+    print_summary(summary, result.summary, Console(highlight=False))
