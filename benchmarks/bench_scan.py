@@ -90,11 +90,13 @@ def main() -> None:
         log = args.log or Path(tmp) / "bench.log"
         if args.log is None:
             build_log(log, args.lines)
-        lines = sum(1 for _ in open(log, "rb"))
+        with log.open("rb") as handle:
+            lines = sum(1 for _ in handle)
         runs = {
             "baseline: python line loop": [sys.executable, "-c", BASELINE, str(log)],
             "naive: substring test per literal per line": [sys.executable, "-c", NAIVE, str(log)],
-            "lkwedge scan --format json": [sys.executable, "-m", "lkwedge", "scan", "--format", "json", str(log)],
+            "lkwedge scan --format json": [sys.executable, "-m", "lkwedge", "scan", "--format", "json",
+                                           str(log)],
         }
         print(f"machine: {platform.machine()} {cpu_model()}, {os.cpu_count()} cpu(s), "
               f"Python {platform.python_version()}")

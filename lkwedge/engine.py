@@ -10,6 +10,7 @@ stream only moves forward (the next examined line is at least as late as any lin
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import itertools
 import operator
@@ -79,10 +80,40 @@ class Detector:
         self.streams.append(stream)
         return stream
 
-    def feed(self, stream: Stream, lineno: int, text: str) -> None:
-        """One physical line (without its newline), in order."""
+    def feed(self, stream: Stream, lineno: int, text: str) -> dt.datetime | None:
+        """One physical line (without its newline), in order. Returns its log time, if it has one."""
         stream.lines += 1
-        self._process(stream, lineno, text)
+        return self._process(stream, lineno, text)
+
+    def feed_batch(self, stream: Stream, first_lineno: int, lines: list[str]
+                   ) -> tuple[dt.datetime | None, dt.datetime | None]:
+        """Consecutive one-record-per-line lines (not Rich/CRI-partial input: see `needs_line_by_line`).
+
+        Only the lines holding a pattern literal, plus the first and the last line as clock samples,
+        are parsed; the others are counted. Returns the log times of the first and last parsed lines.
+        """
+        stream.lines += len(lines)
+        if not lines:
+            return None, None
+        blob = "\n".join(lines)
+        ends = list(itertools.accumulate(len(line) + 1 for line in lines))  # offset past each line
+        picked = {0, len(lines) - 1}
+        for literal in self.patterns.literals:
+            i = blob.find(literal)
+            while i != -1:
+                k = bisect.bisect_right(ends, i)
+                picked.add(k)
+                i = blob.find(literal, ends[k]) if k + 1 < len(lines) else -1
+        stream.unparsed += _count_unparseable(lines)
+        first = last = None
+        for k in sorted(picked):
+            if not looks_parseable(lines[k]):
+                stream.unparsed -= 1  # counted above; _process counts it again
+            when = self._process(stream, first_lineno + k, lines[k])
+            if when is not None:
+                first = first or when
+                last = when
+        return first, last
 
     def flush(self, stream: Stream) -> None:
         """Release a held multi-line record (call when a live stream has gone quiet)."""
@@ -130,25 +161,25 @@ class Detector:
 
     # -- per line ------------------------------------------------------------------------------
 
-    def _process(self, stream: Stream, lineno: int, text: str) -> None:
+    def _process(self, stream: Stream, lineno: int, text: str) -> dt.datetime | None:
         if stream.partial is not None or " P " in text[:48]:
             text_or_none = self._join_cri_partial(stream, lineno, text)
             if text_or_none is None:
-                return
+                return None
             lineno, text = stream.partial_line, text_or_none
         record = parse_line(text)
         if record.display_time_only:
             stream.display_time = (record.time, record.time_of_day)
-            return
+            return None
         if (record.continuation or stream.held_json is not None) and self._continue_held(stream, record):
-            return
+            return None
         if not record.parsed:
             stream.unparsed += 1
         self.flush(stream)
         if record.rich:  # Rich console rows may wrap onto the following lines: hold until we know
             stream.held = (lineno, text, record)
-            return
-        self._apply(stream, lineno, text, record)
+            return None
+        return self._apply(stream, lineno, text, record)
 
     def _join_cri_partial(self, stream: Stream, lineno: int, text: str) -> str | None:
         """Kubernetes CRI: "<time> stdout P <piece>" lines continue until a "F" line."""
@@ -191,7 +222,7 @@ class Detector:
         stream.held = (lineno, f"{text.rstrip()} {piece}", held)
         return True
 
-    def _apply(self, stream: Stream, lineno: int, text: str, record: Record) -> None:
+    def _apply(self, stream: Stream, lineno: int, text: str, record: Record) -> dt.datetime | None:
         when = self._resolve_time(stream, record)
         match = None
         if self.patterns.is_candidate(record.message):
@@ -208,6 +239,7 @@ class Detector:
         if when is not None and (stream.clock is None or when > stream.clock):
             stream.clock = when
             stream.book.on_clock(when, lineno, text)
+        return when
 
     def _resolve_time(self, stream: Stream, record: Record) -> dt.datetime | None:
         if record.time is None and record.time_of_day is None and stream.display_time is not None:
@@ -308,7 +340,7 @@ def _read_stream(detector: Detector, stream: Stream, text: TextIO,
         for lineno in range(len(lines), 0, -1):
             detector.feed(stream, lineno, lines[lineno - 1])
         return
-    if _needs_line_by_line(sample):
+    if needs_line_by_line(sample):
         _read_line_by_line(detector, stream, head, text)
         return
     _read_fast(detector, stream, head, text, report)
@@ -329,41 +361,19 @@ def _read_line_by_line(detector: Detector, stream: Stream, head: str, text: Text
 
 def _read_fast(detector: Detector, stream: Stream, head: str, text: TextIO,
                report: Callable[[TextIO], None] | None) -> None:
-    literals = detector.patterns.literals
-    process = detector._process
     carry, base, data = "", 0, head
     while data or carry:
         buffer = carry + data
         cut = buffer.rfind("\n") + 1 if data else len(buffer)
         chunk, carry = buffer[:cut], buffer[cut:]
-        if not chunk:
-            data = text.read(CHUNK)
-            continue
-        starts = {0, chunk.rfind("\n", 0, len(chunk) - 1) + 1}  # clock samples: first and last line
-        for literal in literals:
-            i = chunk.find(literal)
-            while i != -1:
-                start = chunk.rfind("\n", 0, i) + 1
-                starts.add(start)
-                end = chunk.find("\n", i)
-                i = chunk.find(literal, end) if end != -1 else -1
-        lines = chunk.split("\n")
-        if chunk.endswith("\n"):
-            lines.pop()
-        stream.lines += len(lines)
-        stream.unparsed += _count_unparseable(lines)
-        lineno, previous = base, 0
-        for start in sorted(starts):
-            lineno += chunk.count("\n", previous, start)
-            previous = start
-            end = chunk.find("\n", start)
-            line = chunk[start:] if end == -1 else chunk[start:end]
-            if not looks_parseable(line):
-                stream.unparsed -= 1  # counted above; _process counts it again
-            process(stream, lineno + 1, line)
-        base += len(lines)
-        if report is not None:
-            report(text)
+        if chunk:
+            lines = chunk.split("\n")
+            if chunk.endswith("\n"):
+                lines.pop()
+            detector.feed_batch(stream, base + 1, lines)
+            base += len(lines)
+            if report is not None:
+                report(text)
         data = text.read(CHUNK) if data else ""
     detector.flush(stream)
 
@@ -378,7 +388,7 @@ def _count_unparseable(lines: list[str]) -> int:
 _FIRST_CHAR = operator.itemgetter(slice(0, 1))
 
 
-def _needs_line_by_line(sample: list[str]) -> bool:
+def needs_line_by_line(sample: list[str]) -> bool:
     """Multi-line records (Rich wrapping, CRI partials, display-time lines) need every line."""
     for line in sample:
         if not line.strip():

@@ -1,0 +1,225 @@
+"""`lkwedge watch`: live detection on stdin, files and globs, with alerts."""
+
+from __future__ import annotations
+
+import glob
+import shlex
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lkwedge.alerts import CommandSink, Fanout, JsonlSink, Sink, WebhookSink
+from lkwedge.cli import main
+from lkwedge.cli.common import input_options, run_guarded, scan_options_from
+from lkwedge.durations import DURATION
+from lkwedge.errors import InputError
+from lkwedge.watch import EpisodeHook, LiveView, PlainView, View, Watcher, WatchOptions, summary_lines
+
+EVICT_OPTIONS = ("room", "identity", "identity_template", "max_evictions", "revoke_token", "audit")
+
+
+def _evict_options(command: Any) -> Any:
+    """--evict and friends (lkwedge.evict): submit an eviction on alert, release it when the episode ends."""
+    opts = [
+        click.option("--evict", is_flag=True,
+                     help="Remove the wedged participant (RoomService.RemoveParticipant) on alert. "
+                          "Credentials: LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET."),
+        click.option("--dry-run", is_flag=True,
+                     help="Show the eviction call that would be made; make none (implies --evict)."),
+        click.option("--room", default=None, help="Room to evict from (default: from the logs)."),
+        click.option("--identity", default=None,
+                     help="Participant identity to evict (default: from the logs)."),
+        click.option("--identity-template", default=None, metavar="TEMPLATE",
+                     help="Identity from episode fields {job_id} {room} {room_id} {pid} "
+                          "[default: agent-{job_id}]."),
+        click.option("--max-evictions", type=click.IntRange(min=0), default=5, show_default=True,
+                     help="Evictions per minute; beyond it, alert instead of evicting."),
+        click.option("--revoke-token", is_flag=True,
+                     help="Also set revoke_token_ts so the evicted identity cannot rejoin with its token."),
+        click.option("--audit", type=click.Path(dir_okay=False), default=None,
+                     help="Append one JSON line per eviction attempt to this file."),
+    ]
+    for opt in reversed(opts):
+        command = opt(command)
+    return command
+
+
+@main.command("watch")
+@click.argument("paths", nargs=-1)
+@input_options
+@click.option("--max-lag", type=DURATION, default="10s", show_default=True,
+              help="Most delivery lag (buffering) forgiven before wall-clock silence counts as log time.")
+@click.option("--from-start", is_flag=True, help="Read files from their beginning (default: from their end).")
+@click.option("--once", is_flag=True,
+              help="Stop at end of input (implies --from-start); judge what is pending on log time.")
+@click.option("--jsonl", "jsonl", metavar="PATH|-", default=None,
+              help="Append one JSON object per alert/resolution to PATH (- = stdout).")
+@click.option("--on-alert", "on_alert", metavar="CMD", default=None,
+              help="Run CMD (split like a shell would, but never run by one) per alert/resolution, "
+                   "with the episode as JSON on stdin and LKWEDGE_* variables.")
+@click.option("--webhook", metavar="URL", default=None,
+              help="POST each alert/resolution as JSON with a Slack-compatible 'text' field.")
+@_evict_options
+def watch_command(paths: tuple[str, ...], window: float, date: object, patterns: tuple[Path, ...],
+                  max_lag: float, from_start: bool, once: bool, jsonl: str | None, on_alert: str | None,
+                  webhook: str | None, **evict_kwargs: Any) -> None:
+    """Watch live logs and alert the moment a reconnect stalls.
+
+    PATHS are files or glob patterns (quoted, re-expanded as files appear), or - for stdin; with no
+    PATHS, stdin is read when it is a pipe. Files are followed like `tail -F` (rotation, truncation,
+    files that appear later). A stall is proved on log time, or while the log is silent on the wall
+    clock corrected for the delivery lag seen on that input (at most --max-lag).
+
+    Ctrl-C (or SIGTERM) prints a summary of every episode, the still-open ones included.
+    Exit 0 when no episode stalled, 1 when one did, 2 on a usage or input error.
+
+    \b
+      tail -F agent.log | lkwedge watch
+      lkwedge watch '/var/log/agent/*.log' --jsonl alerts.jsonl --on-alert './page-oncall.sh'
+      lkwedge watch --once --from-start saved.log
+    """
+    options = scan_options_from(window, date, patterns)
+    if not paths:
+        if sys.stdin.isatty():
+            raise click.UsageError("no input: give PATHS (or -) or pipe logs into stdin")
+        paths = ("-",)
+    if max_lag < 0:
+        raise click.BadParameter("must not be negative", param_hint="--max-lag")
+    argv: list[str] | None = None
+    if on_alert is not None:
+        try:
+            argv = shlex.split(on_alert)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--on-alert") from None
+        if not argv:
+            raise click.BadParameter("empty command", param_hint="--on-alert")
+    if not (evict_kwargs["evict"] or evict_kwargs["dry_run"]):
+        ctx = click.get_current_context()
+        given = [name for name in EVICT_OPTIONS
+                 if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise click.UsageError(f"--{given[0].replace('_', '-')} needs --evict (or --dry-run)")
+    if once:
+        for p in paths:
+            if p == "-":
+                continue
+            if glob.has_magic(p):
+                if not glob.glob(p):
+                    raise click.UsageError(f"no file matches {p}")
+            elif not Path(p).is_file():
+                raise click.UsageError(f"no such file: {p}")
+
+    err = sys.stderr
+    to_stdout_json = jsonl == "-"
+    view: View
+    if not to_stdout_json and sys.stdout.isatty():
+        from rich.console import Console
+
+        view = LiveView(Console(highlight=False, markup=False, emoji=False), err)
+    else:
+        # JSON lines own stdout when --jsonl -: the human lines go to stderr then.
+        view = PlainView(err if to_stdout_json else sys.stdout, err)
+
+    def build() -> tuple[Watcher, Fanout]:
+        sinks: list[Sink] = []
+        if jsonl is not None:
+            try:
+                sinks.append(JsonlSink(jsonl, view.error))
+            except OSError as e:
+                raise InputError(f"cannot write {jsonl}: {e.strerror or e}") from None
+        if argv is not None:
+            sinks.append(CommandSink(argv, view.error))
+        if webhook is not None:
+            try:
+                sinks.append(WebhookSink(webhook, view.error))
+            except ValueError as e:
+                raise InputError(f"--webhook: {e}") from None
+        hooks: list[EpisodeHook] = []
+        if evict_kwargs["evict"] or evict_kwargs["dry_run"]:
+            hooks.append(_make_evictor(evict_kwargs, view))
+        fan = Fanout(sinks, view.error)
+        wopts = WatchOptions(scan=options, max_lag=max_lag, from_start=from_start, once=once)
+        return Watcher(paths, wopts, fan, view, hooks, on_error=view.error), fan
+
+    try:
+        watcher, fan = run_guarded(build)
+    except BaseException:
+        view.close()
+        raise
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def on_signal(signum: int, frame: object) -> None:
+        watcher.stop()
+
+    for sig in previous:
+        signal.signal(sig, on_signal)
+    what = "stdin" if paths == ("-",) else f"{len(paths)} input(s)"
+    view.info(f"watching {what} (window {window:g}s, max lag {max_lag:g}s)"
+              f"{'' if once else '; Ctrl-C for a summary'}")
+    try:
+        code = watcher.run()
+    finally:
+        # Our handlers stay in place while the sinks drain (bounded), so a second Ctrl-C is harmless.
+        view.close()
+        fan.close(timeout=3.0)
+        for hook in watcher.hooks:
+            close = getattr(hook, "close", None)
+            if callable(close):
+                close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    out = err if to_stdout_json else sys.stdout
+    if watcher.interrupted:
+        out.write("lkwedge: stopped; episodes so far:\n")
+    for line in summary_lines(watcher):
+        out.write(line + "\n")
+    out.flush()
+    sys.exit(code)
+
+
+class _EvictHook:
+    """Watch → Evictor: one eviction per alerted episode; the dedupe entry is released when it closes."""
+
+    def __init__(self, evictor: Any, options: Any) -> None:
+        from lkwedge.targets import derive_target
+
+        self.evictor = evictor
+        self.options = options
+        self.derive = derive_target
+        self.submitted: dict[str, Any] = {}
+
+    def on_alert(self, episode: Any, record: dict[str, Any]) -> None:
+        target = self.derive(record, self.options)
+        self.submitted[record["id"]] = target
+        self.evictor.submit(record, target)
+
+    def on_closed(self, episode: Any, record: dict[str, Any]) -> None:
+        target = self.submitted.pop(record["id"], None)
+        if target is not None:
+            self.evictor.release_target(target)
+
+    def close(self) -> None:
+        self.evictor.close(timeout=5.0)
+
+
+def _make_evictor(kwargs: dict[str, Any], view: View) -> EpisodeHook:
+    from lkwedge.evict import Evictor
+    from lkwedge.targets import DEFAULT_IDENTITY_TEMPLATE, TargetOptions
+
+    options = TargetOptions(room=kwargs["room"], identity=kwargs["identity"],
+                            identity_template=kwargs["identity_template"] or DEFAULT_IDENTITY_TEMPLATE)
+
+    def on_result(result: Any) -> None:     # called from the evictor's thread; summary() is terminal-safe
+        line = f"EVICT {result.summary()}"
+        if result.ok:
+            view.info(line)
+        else:
+            view.error(line)
+
+    evictor = Evictor(dry_run=kwargs["dry_run"], revoke_token=kwargs["revoke_token"],
+                      max_per_minute=kwargs["max_evictions"], audit=kwargs["audit"], on_result=on_result)
+    return _EvictHook(evictor, options)

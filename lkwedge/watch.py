@@ -1,0 +1,472 @@
+"""`lkwedge watch`: the scan engine fed live, with silence proved on the wall clock.
+
+Log time stays the judge (issue 3).  A stall is proved either by a later line stamped past the
+deadline (the engine does that by itself) or, while a stream is silent, by mapping the wall clock
+onto that stream's log time with the delivery lag we have observed on it:
+
+    lag      = arrival - log_time             for every line with a timestamp
+    skew     = min(lag)  over recent lines     (clock offset + the best-case delivery delay)
+    excess   = max(lag) - skew over recent lines, clamped to [0, max_lag]
+    log_now  = wall_now - skew - excess
+
+`excess` is the buffering we have seen: a block-buffered writer shows a wide lag spread, so its
+silence has to last longer on the wall clock before it counts, and a progress line stamped in time
+but delivered late still rescues its episode.  A line stamped after the deadline proves the stall
+however fast it arrives.  Clocks are only advanced for streams with an open episode and a timestamp
+seen, and only while we are caught up with the input (unread lines are better evidence than the
+wall clock).  With `once`, saved files are judged on log time alone, exactly as `scan` judges them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TextIO
+
+from lkwedge.alerts import ErrorCallback, Sink, format_console, sanitize
+from lkwedge.engine import SNIFF_LINES, Detector, ScanOptions, Stream, needs_line_by_line
+from lkwedge.episodes import Episode
+from lkwedge.follow import STDIN_NAME, Follower, LineEvent, Notice
+
+LAG_HORIZON = 60.0      # seconds of arrivals (counted back from the newest) that make "recent"
+LAG_SAMPLES = 512
+QUIET_FLUSH = 0.5       # release a held multi-line record after this long without a line
+
+
+@dataclass
+class WatchOptions:
+    scan: ScanOptions = field(default_factory=ScanOptions)
+    max_lag: float = 10.0
+    from_start: bool = False
+    once: bool = False
+    tick: float = 0.2
+    poll_interval: float = 0.1
+    glob_interval: float = 1.0
+
+
+class EpisodeHook(Protocol):
+    """Something that acts on episodes (the evictor): told when one alerts and when it closes."""
+
+    def on_alert(self, episode: Episode, record: dict[str, Any]) -> None: ...
+    def on_closed(self, episode: Episode, record: dict[str, Any]) -> None: ...
+
+
+class LagTracker:
+    """Recent (arrival, min lag, max lag) per batch of lines, in seconds (monotonic clock - epoch)."""
+
+    def __init__(self) -> None:
+        self.samples: deque[tuple[float, float, float]] = deque(maxlen=LAG_SAMPLES)
+
+    def add(self, arrival: float, first: dt.datetime, last: dt.datetime) -> None:
+        a, b = arrival - first.timestamp(), arrival - last.timestamp()
+        self.samples.append((arrival, min(a, b), max(a, b)))
+        newest = arrival
+        while self.samples and self.samples[0][0] < newest - LAG_HORIZON:
+            self.samples.popleft()
+
+    def skew_excess(self, max_lag: float) -> tuple[float, float] | None:
+        if not self.samples:
+            return None
+        skew = min(s[1] for s in self.samples)
+        spread = max(s[2] for s in self.samples) - skew
+        return skew, min(max(spread, 0.0), max_lag)
+
+    def log_now(self, mono_now: float, max_lag: float) -> dt.datetime | None:
+        se = self.skew_excess(max_lag)
+        if se is None:
+            return None
+        return dt.datetime.fromtimestamp(mono_now - se[0] - se[1], dt.UTC)
+
+
+@dataclass
+class _Src:
+    name: str
+    stream: Stream
+    replay: bool                     # judged on log time only (a saved file read with --once)
+    lag: LagTracker = field(default_factory=LagTracker)
+    last_arrival: float = 0.0
+    line_by_line: bool | None = None     # decided from the first lines, as scan decides per file
+    sniff: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _EpState:
+    opened_mono: float
+    alerted: bool = False
+    alert_wall: float | None = None
+
+
+class Watcher:
+    """Follow inputs, feed the Detector, prove silence on the wall clock, and fan events out.
+
+    sink: receives ("alert" | "resolved", record, wall_time).  view: the console (see PlainView).
+    """
+
+    def __init__(self, paths: Sequence[str], options: WatchOptions, sink: Sink, view: View,
+                 hooks: Sequence[EpisodeHook] = (), on_error: ErrorCallback | None = None,
+                 stdin_fd: int | None = None) -> None:
+        self.options = options
+        self.sink = sink
+        self.view = view
+        self.hooks = list(hooks)
+        self.on_error = on_error or view.error
+        self.detector = Detector(options.scan, self._on_episode)
+        self.follower = Follower(paths, from_start=options.from_start or options.once, once=options.once,
+                                 poll_interval=options.poll_interval, glob_interval=options.glob_interval,
+                                 stdin_fd=stdin_fd)
+        self.sources: dict[str, _Src] = {}
+        self.states: dict[int, _EpState] = {}
+        self.stop_event = threading.Event()
+        self.interrupted = False
+
+    # -- main loop -----------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Watch until the input ends (once) or stop(); returns the exit code (1 = a stall seen)."""
+        opts = self.options
+        self.follower.start()
+        next_tick = time.monotonic()
+        try:
+            while not self.stop_event.is_set():
+                wait = max(0.0, min(opts.tick, next_tick - time.monotonic()))
+                batch = self.follower.get_batch(timeout=wait)
+                if batch:
+                    self._handle(batch)
+                now = time.monotonic()
+                if now >= next_tick:
+                    self._tick(now)
+                    next_tick = now + opts.tick
+                if opts.once and not batch and self.follower.finished:
+                    self._finish_all()
+                    break
+        finally:
+            self.follower.stop()
+        return self.exit_code()
+
+    def stop(self) -> None:
+        self.interrupted = True
+        self.stop_event.set()
+
+    def exit_code(self) -> int:
+        stalled = any(ep.verdict == "stalled" for ep in self.detector.episodes())
+        return 1 if stalled or any(ep.stalled for ep in self.detector.open_episodes()) else 0
+
+    # -- input ---------------------------------------------------------------------------------------
+    def _src(self, name: str) -> _Src:
+        src = self.sources.get(name)
+        if src is None:
+            mtime = None
+            if name != STDIN_NAME:
+                try:
+                    mtime = os.stat(name).st_mtime
+                except OSError:
+                    mtime = None
+            replay = self.options.once and name != STDIN_NAME
+            src = _Src(name, self.detector.stream(name, mtime), replay)
+            self.sources[name] = src
+        return src
+
+    def _handle(self, batch: list[LineEvent | Notice]) -> None:
+        lines = [item for item in batch if isinstance(item, LineEvent)]
+        if lines:
+            src = self._src(lines[0].source)
+            first, last = self._feed(src, lines)
+            arrival = lines[-1].arrival
+            src.last_arrival = arrival
+            if first is not None and last is not None:
+                src.lag.add(arrival, first, last)
+        for item in batch:
+            if isinstance(item, Notice):
+                if item.kind == "opened":
+                    self._src(item.source)
+                self.view.notice(item)
+
+    def _feed(self, src: _Src, lines: list[LineEvent]) -> tuple[dt.datetime | None, dt.datetime | None]:
+        """Feed a batch; returns the log times of its first and last timed lines (lag samples).
+        Like scan, one-record-per-line input goes through `feed_batch`, which parses only the lines
+        holding a pattern literal plus the batch's first and last line."""
+        det, stream = self.detector, src.stream
+        if src.line_by_line is None:
+            src.sniff.extend(ev.text for ev in lines[: SNIFF_LINES - len(src.sniff)])
+            if len(src.sniff) >= SNIFF_LINES or any(_multiline_hint(t) for t in src.sniff):
+                src.line_by_line = needs_line_by_line(src.sniff)
+                src.sniff = []
+        if src.line_by_line is False:
+            return det.feed_batch(stream, lines[0].lineno, [ev.text for ev in lines])
+        # Undecided (first lines) or multi-line records (Rich wrapping, CRI partials): every line.
+        first = last = None
+        for ev in lines:
+            when = det.feed(stream, ev.lineno, ev.text)
+            if when is not None:
+                first = first or when
+                last = when
+        return first, last
+
+    def _tick(self, mono_now: float) -> None:
+        caught_up = self.follower.backlog() == 0
+        for src in self.sources.values():
+            stream = src.stream
+            if stream.held is not None and mono_now - src.last_arrival >= QUIET_FLUSH:
+                self.detector.flush(stream)   # a held Rich row: no continuation is coming
+            if src.replay or not caught_up or not stream.book.open:
+                continue
+            if self.detector.last_log_time(stream) is None:
+                continue
+            log_now = src.lag.log_now(mono_now, self.options.max_lag)
+            if log_now is not None:
+                self.detector.advance_clock(stream, log_now)
+        self.view.refresh(self)
+
+    def _finish_all(self) -> None:
+        for src in self.sources.values():
+            self.detector.finish(src.stream)
+
+    # -- episodes ------------------------------------------------------------------------------------
+    def estimated_log_now(self, name: str, mono_now: float | None = None) -> dt.datetime | None:
+        """Our best estimate of the log time "now" on a stream (for countdowns and summaries)."""
+        src = self.sources.get(name)
+        if src is None:
+            return None
+        clock = self.detector.last_log_time(src.stream)
+        if src.replay:
+            return clock
+        est = src.lag.log_now(time.monotonic() if mono_now is None else mono_now, self.options.max_lag)
+        if est is None or (clock is not None and clock > est):
+            return clock
+        return est
+
+    def _on_episode(self, event: str, ep: Episode) -> None:
+        if event == "opened":
+            self.states[id(ep)] = _EpState(time.monotonic())
+            return
+        state = self.states.get(id(ep))
+        if state is None:
+            state = self.states[id(ep)] = _EpState(time.monotonic())
+        if event == "stalled" and not state.alerted:
+            state.alerted = True
+            state.alert_wall = time.time()
+            record = ep.to_dict()
+            record["verdict"] = "stalled"
+            silence = ep.current_silence(self.detector.last_log_time(self._stream_of(ep)))
+            record["silence_s"] = None if silence is None else round(silence, 3)
+            self._emit("alert", record, state.alert_wall)
+            for hook in self.hooks:
+                self._call_hook(hook.on_alert, ep, record)
+        elif event == "closed":
+            self.states.pop(id(ep), None)
+            record = ep.to_dict()
+            if state.alerted and ep.closed_by is not None:
+                record["outage_s"] = _outage(ep, state)
+                self._emit("resolved", record, time.time())
+            for hook in self.hooks:
+                self._call_hook(hook.on_closed, ep, record)
+
+    def _stream_of(self, ep: Episode) -> Stream | None:
+        src = self.sources.get(ep.file)
+        return src.stream if src else None
+
+    def _emit(self, event: str, record: dict[str, Any], wall: float) -> None:
+        self.view.event(event, record, wall)
+        try:
+            self.sink.emit(event, record, wall)
+        except Exception as e:          # a sink bug must not stop detection
+            self.on_error(f"alert sink failed: {e}")
+
+    def _call_hook(self, fn: Callable[[Episode, dict[str, Any]], None], ep: Episode,
+                   record: dict[str, Any]) -> None:
+        try:
+            fn(ep, record)
+        except Exception as e:
+            self.on_error(f"{type(fn.__self__).__name__ if hasattr(fn, '__self__') else 'hook'}: {e}")
+
+    def open_rows(self) -> list[tuple[Episode, float | None, float, bool]]:
+        """(episode, silence so far in log seconds, wall seconds open, alerted) for open episodes."""
+        now = time.monotonic()
+        rows = []
+        for ep in self.detector.open_episodes():
+            state = self.states.get(id(ep))
+            silence = ep.current_silence(self.estimated_log_now(ep.file, now))
+            rows.append((ep, silence, now - state.opened_mono if state else 0.0,
+                         bool(state and state.alerted)))
+        return rows
+
+
+def _multiline_hint(text: str) -> bool:
+    return text[:1] in (" ", "\t") or " stdout P " in text[:48] or " stderr P " in text[:48]
+
+
+def _outage(ep: Episode, state: _EpState) -> float:
+    if ep.start is not None and ep.end is not None:
+        return round(max(0.0, (ep.end - ep.start).total_seconds()), 3)
+    return round(time.monotonic() - state.opened_mono, 3)
+
+
+# -- console views ----------------------------------------------------------------------------------
+
+class View(Protocol):
+    def event(self, event: str, record: dict[str, Any], wall: float) -> None: ...
+    def notice(self, notice: Notice) -> None: ...
+    def error(self, msg: str) -> None: ...
+    def info(self, msg: str) -> None: ...
+    def refresh(self, watcher: Watcher) -> None: ...
+    def close(self) -> None: ...
+
+
+_NOTICE_TEXT = {
+    "missing": "waiting for it to appear", "deleted": "was deleted or renamed; waiting for it to return",
+    "rotated": "was rotated; following the new file", "truncated": "was truncated; reading from its start",
+    "eof": "ended", "opened": "following",
+}
+
+
+def notice_text(n: Notice) -> str:
+    what = _NOTICE_TEXT.get(n.kind, n.kind)
+    if n.kind == "error" or (n.kind == "missing" and "match" in n.detail):
+        what = n.detail
+    return f"{sanitize(n.source, 200)}: {sanitize(what, 200)}"
+
+
+class PlainView:
+    """One plain line per alert/resolution on `out`; notices and errors on `err`."""
+
+    def __init__(self, out: TextIO, err: TextIO) -> None:
+        self.out = out
+        self.err = err
+        self._lock = threading.Lock()
+
+    def _write(self, stream: TextIO, line: str) -> None:
+        with self._lock:
+            try:
+                stream.write(line + "\n")
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+
+    def event(self, event: str, record: dict[str, Any], wall: float) -> None:
+        self._write(self.out, format_console(event, record, wall))
+
+    def notice(self, notice: Notice) -> None:
+        if notice.kind in ("eof", "opened") and notice.source != STDIN_NAME:
+            return          # file followed / file finished: not worth a line each
+        if notice.kind == "opened":
+            return
+        self._write(self.err, f"lkwedge: {notice_text(notice)}")
+
+    def error(self, msg: str) -> None:
+        self._write(self.err, f"lkwedge: error: {sanitize(msg, 500)}")
+
+    def info(self, msg: str) -> None:
+        self._write(self.err, f"lkwedge: {sanitize(msg, 500)}")
+
+    def refresh(self, watcher: Watcher) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class LiveView(PlainView):
+    """On a terminal: a Rich Live panel of open episodes with countdowns; events print above it."""
+
+    def __init__(self, console: Any, err: TextIO) -> None:
+        from rich.live import Live
+
+        super().__init__(console.file, err)
+        self.console = console
+        self.live = Live(console=console, refresh_per_second=4, transient=True, auto_refresh=False)
+        self.live.start()
+
+    def event(self, event: str, record: dict[str, Any], wall: float) -> None:
+        from rich.text import Text
+
+        line = format_console(event, record, wall)
+        style = "bold red" if event == "alert" else "green"
+        with self._lock:
+            self.live.console.print(Text(line, style=style), soft_wrap=True)
+
+    def notice(self, notice: Notice) -> None:
+        from rich.text import Text
+
+        if notice.kind in ("opened", "eof") and notice.source != STDIN_NAME:
+            return
+        if notice.kind == "opened":
+            return
+        with self._lock:
+            self.live.console.print(Text(f"lkwedge: {notice_text(notice)}", style="dim"), soft_wrap=True)
+
+    def error(self, msg: str) -> None:
+        from rich.text import Text
+
+        with self._lock:
+            self.live.console.print(Text(f"lkwedge: error: {sanitize(msg, 500)}", style="yellow"),
+                                    soft_wrap=True)
+
+    def info(self, msg: str) -> None:
+        from rich.text import Text
+
+        with self._lock:
+            self.live.console.print(Text(f"lkwedge: {sanitize(msg, 500)}", style="dim"), soft_wrap=True)
+
+    def refresh(self, watcher: Watcher) -> None:
+        with self._lock:
+            self.live.update(panel(watcher), refresh=True)
+
+    def close(self) -> None:
+        with self._lock:
+            self.live.stop()
+
+
+def panel(watcher: Watcher) -> Any:
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    window = watcher.options.scan.window
+    rows = watcher.open_rows()
+    table = Table(expand=False, box=None, pad_edge=False)
+    for col in ("where", "key", "room", "state", "open"):
+        table.add_column(col, overflow="fold")
+    for ep, silence, open_s, alerted in sorted(rows, key=lambda r: r[0].id):
+        if silence is None:
+            state = Text("no timestamps", style="yellow")
+        elif alerted or ep.stalled:
+            state = Text(f"STALLED {silence:.0f}s", style="bold red")
+        else:
+            state = Text(f"alert in {max(0.0, window - silence):.1f}s", style="yellow")
+        table.add_row(Text(sanitize(f"{ep.file}:{ep.line}", 80)), Text(sanitize(ep.key, 40)),
+                      Text(sanitize(ep.room or "-", 40)), state, Text(f"{open_s:.0f}s"))
+    n = len(watcher.sources)
+    title = f"lkwedge watch: {len(rows)} open episode(s), {n} input(s), window {window:g}s"
+    return Panel(table if rows else Text("no reconnect in progress", style="dim"), title=title,
+                 title_align="left")
+
+
+# -- summary ----------------------------------------------------------------------------------------
+
+def summary_lines(watcher: Watcher) -> list[str]:
+    """Every episode (closed and still open) as plain, escaped lines, then a totals line."""
+    det = watcher.detector
+    out: list[str] = []
+    for ep in det.episodes():
+        silence = "?" if ep.silence_s is None else f"{ep.silence_s:.1f}s"
+        out.append(sanitize(f"{ep.verdict:<12} {ep.file}:{ep.line}  key={ep.key}  silence={silence}  "
+                            f"outcome={ep.outcome or '-'}  {ep.note}", 400))
+    open_rows = watcher.open_rows()
+    for ep, silence, open_s, alerted in open_rows:
+        s = "?" if silence is None else f"{silence:.1f}s"
+        state = "stalled (alerted)" if alerted or ep.stalled else "within the window"
+        out.append(sanitize(f"{'open':<12} {ep.file}:{ep.line}  key={ep.key}  open for {open_s:.1f}s, "
+                            f"silent {s} of log time, {state}", 400))
+    summ = det.summary()
+    open_stalled = sum(1 for ep, *_ in open_rows if ep.stalled)
+    out.append(f"{summ['episodes']} closed episode(s) in {summ['lines']} line(s) ({summ['files']} input(s)): "
+               f"{summ['stalled']} stalled, {summ['unresolved']} unresolved, {summ['disconnected']} "
+               f"disconnected, {summ['recovered']} recovered; {len(open_rows)} still open "
+               f"({open_stalled} of them stalled)")
+    for note in summ.get("notes") or []:
+        out.append("note: " + sanitize(note, 400))
+    return out
