@@ -375,6 +375,24 @@ def test_evict_removes_the_wedged_agent_once_with_an_audit_line(tmp_path: Path, 
     assert "a-long-enough-test-secret" not in audit.read_text() + w.stderr + w.stdout
 
 
+def test_evict_resolves_a_room_given_only_as_room_id_through_list_rooms(watches) -> None:
+    from lkwedge.testing import FakeRoomService
+
+    secret = "a-long-enough-test-secret-0123456789"
+    with FakeRoomService(api_key="devkey", api_secret=secret) as fake:
+        fake.add_room("support-7", sid="RM_SU4VXQTNVaCC", participants=["agent-AJ_rid"])
+        env = {"LIVEKIT_URL": fake.url, "LIVEKIT_API_KEY": "devkey", "LIVEKIT_API_SECRET": secret}
+        w = watches("--window", "2s", "--evict", env=env)
+        line = lambda msg, level: json.dumps({  # noqa: E731  (agents 1.3-1.5: room_id, no room name)
+            "message": sdk(msg), "level": level, "name": "livekit", "pid": 7, "job_id": "AJ_rid",
+            "room_id": "RM_SU4VXQTNVaCC", "timestamp": now_utc().isoformat()})
+        w.write(line(CLOSE, "WARNING"), line(ATTEMPT, "ERROR"))
+        assert w.wait_err("EVICT evicted", timeout=8), w.stderr
+        assert w.stop() == 1
+        assert fake.removals() == [("support-7", "agent-AJ_rid")]
+        assert any("ListRooms" in str(call) for call in fake.calls), fake.calls
+
+
 def test_evict_dry_run_makes_no_request(watches) -> None:
     from lkwedge.testing import FakeRoomService
 
