@@ -27,6 +27,8 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from typing import IO, Any, Protocol
 
+from lkwedge.safe import printable
+
 ErrorCallback = Callable[[str], None]
 EVENTS = ("alert", "resolved")
 
@@ -55,19 +57,6 @@ class Sink(Protocol):
 
 # -- text helpers ------------------------------------------------------------------------------------
 
-_CTRL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]}
-_CTRL.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"})
-
-
-def sanitize(text: object, limit: int | None = 300) -> str:
-    """Log text made safe for a terminal: control characters (ESC, CR, C1...) shown as escapes,
-    cut at `limit` characters.  Plain text: print it without markup interpretation."""
-    s = str(text).translate(_CTRL)
-    if limit is not None and len(s) > limit:
-        s = s[: limit - 1] + "…"
-    return s
-
-
 def _fmt_s(v: object) -> str:
     return f"{v:.1f}s" if isinstance(v, int | float) else "?"
 
@@ -87,18 +76,18 @@ def format_console(event: str, episode: dict[str, Any], wall_time: float, *, tex
     tags = [str(episode.get("key") or "")]
     if episode.get("room"):
         tags.append(f"room={episode['room']}")
-    tag = sanitize(" ".join(t for t in tags if t), 120)
+    tag = printable(" ".join(t for t in tags if t), 120)
     start = episode.get("start")
-    since = f" since {sanitize(start, 40)}" if start else ""
+    since = f" since {printable(start, 40)}" if start else ""
     if event == "alert":
         silence = _fmt_s(episode.get("silence_s"))
-        head = f"ALERT stalled {sanitize(where, 200)} [{tag}] no progress for {silence}{since}"
+        head = f"ALERT stalled {printable(where, 200)} [{tag}] no progress for {silence}{since}"
         trig = _trigger_text(episode)
-        tail = f": {sanitize(trig, text_limit)}" if trig else ""
+        tail = f": {printable(trig, text_limit)}" if trig else ""
     else:
         outage = episode.get("outage_s", episode.get("silence_s"))
         outcome = episode.get("outcome") or episode.get("verdict") or "ended"
-        head = (f"RESOLVED {sanitize(where, 200)} [{tag}] {sanitize(outcome, 40)} after an outage of "
+        head = (f"RESOLVED {printable(where, 200)} [{tag}] {printable(outcome, 40)} after an outage of "
                 f"{_fmt_s(outage)}")
         tail = ""
     return f"{iso_wall(wall_time)} {head}{tail}"
@@ -194,7 +183,7 @@ class CommandSink:
             return
         if not self._room.acquire(blocking=False):
             self.on_error(f"--on-alert: too many runs pending; dropped the {event} event for "
-                          f"{sanitize(episode.get('id', '?'), 200)}")
+                          f"{printable(episode.get('id', '?'), 200)}")
             return
         payload = json.dumps(event_record(event, episode, wall_time), ensure_ascii=False, default=str)
         t = threading.Thread(target=self._run, args=(event, episode, payload.encode()),
@@ -204,7 +193,7 @@ class CommandSink:
         t.start()
 
     def _run(self, event: str, episode: dict[str, Any], payload: bytes) -> None:
-        name = sanitize(self.argv[0], 100)
+        name = printable(self.argv[0], 100)
         try:
             with self._slots:
                 if self._closing.is_set():
@@ -233,7 +222,7 @@ class CommandSink:
                     how = (f"was killed by signal {-proc.returncode}" if proc.returncode < 0
                            else f"exited with status {proc.returncode}")
                     self.on_error(f"--on-alert: {name} {how} (event {event}, "
-                                  f"{sanitize(episode.get('id', '?'), 200)})")
+                                  f"{printable(episode.get('id', '?'), 200)})")
         finally:
             self._room.release()
             with self._lock:
@@ -320,7 +309,7 @@ class WebhookSink:
             raise _HttpFailure(f"HTTP {e.code}", retry) from None
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
-            raise _HttpFailure(f"connection failed: {sanitize(reason, 200)}", True) from None
+            raise _HttpFailure(f"connection failed: {printable(reason, 200)}", True) from None
 
     def _deliver(self, event: str, episode: dict[str, Any], wall_time: float) -> None:
         data = json.dumps(self.body(event, episode, wall_time), ensure_ascii=False, default=str).encode()
@@ -337,7 +326,8 @@ class WebhookSink:
                 last += " (gave up: shutting down)"
                 break
             delay = min(delay * 2, self.max_backoff)
-        self.on_error(f"webhook {_redact_url(self.url)}: {event} for {sanitize(episode.get('id', '?'), 200)} "
+        episode_id = printable(episode.get("id", "?"), 200)
+        self.on_error(f"webhook {_redact_url(self.url)}: {event} for {episode_id} "
                       f"not delivered after {attempt} attempt(s): {last}")
 
     def _loop(self) -> None:

@@ -15,13 +15,7 @@ from dataclasses import dataclass, field
 
 from lkwedge.engine import ScanResult
 from lkwedge.episodes import Episode
-from lkwedge.safe import printable as _printable
-
-
-def printable(text: str) -> str:
-    """Log text made safe for one terminal line: control characters (ESC, CR, LF, NUL…) become visible
-    ``\\xNN`` escapes instead of acting on the terminal or splitting the line."""
-    return _printable(text).replace("\n", "\\x0a")
+from lkwedge.safe import printable
 
 
 def plural(count: int, word: str) -> str:

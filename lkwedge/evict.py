@@ -56,7 +56,6 @@ import concurrent.futures
 import json
 import logging
 import os
-import re
 import threading
 import time
 import uuid
@@ -73,6 +72,7 @@ import aiohttp
 from livekit import api
 
 from lkwedge.errors import InputError
+from lkwedge.safe import CONTROL, printable
 from lkwedge.targets import EvictionTarget
 
 log = logging.getLogger("lkwedge.evict")
@@ -88,19 +88,11 @@ _SERVER_ERRORS: tuple[type[BaseException], ...] = tuple(
 OK_RESULTS = frozenset({"evicted", "already_gone", "dry_run"})
 T = TypeVar("T")
 
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def safe(text: str) -> str:
-    """`text` with control characters (ESC, CR, C1...) shown as escapes, for terminals and logs."""
-    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
 def quote(text: str | None) -> str:
     """A double-quoted, escaped rendering of untrusted text (room names and identities come from logs)."""
     if text is None:
         return "None"
-    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(text, ensure_ascii=False))
+    return CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(text, ensure_ascii=False))
 
 
 def _now_iso() -> str:
@@ -202,7 +194,7 @@ class EvictionResult:
         }.get(self.result, f"{self.result}: {who}")
         if self.error and self.result not in ("dry_run",):
             text += f": {self.error}"
-        return safe(text)
+        return printable(text)
 
 
 class _Stop(Exception):

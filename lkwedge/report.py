@@ -17,10 +17,11 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from lkwedge.check import plural, printable
+from lkwedge.check import plural
 from lkwedge.engine import ScanResult
 from lkwedge.episodes import Episode
 from lkwedge.errors import InputError
+from lkwedge.safe import printable
 
 VERDICTS = ["recovered", "disconnected", "stalled", "unresolved"]
 COLUMNS = ["start", "end", "silence_s", "outcome", "verdict", "key", "job", "room", "file", "line",

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from lkwedge.check import printable
 from lkwedge.episodes import Episode
+from lkwedge.safe import printable
 
 COLORS = {"recovered": "#2e7d32", "disconnected": "#b7791f", "stalled": "#c62828", "unresolved": "#6a1b9a"}
 OTHER_COLOR = "#455a64"

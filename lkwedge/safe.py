@@ -1,15 +1,17 @@
-"""Log text is untrusted: make it inert before it reaches a terminal."""
+"""Log text is untrusted: make it inert before it reaches a terminal, a file name or a report."""
 
 from __future__ import annotations
 
 import re
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+#: C0 controls (ESC, CR, LF, TAB, NUL ...), DEL, C1 controls and the Unicode line/paragraph separators
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-def printable(text: str, limit: int | None = None) -> str:
-    """Replace control characters (ESC, CR, C1 ...) with visible escapes; optionally shorten."""
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-    if limit is not None and len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text
+def printable(text: object, limit: int | None = None) -> str:
+    """``text`` on one inert line: every control character becomes a visible ``\\xNN`` escape, so it
+    can neither act on the terminal nor split the line; optionally cut to ``limit`` characters."""
+    shown = CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    if limit is not None and len(shown) > limit:
+        shown = shown[: limit - 1] + "…"
+    return shown

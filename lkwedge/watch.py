@@ -28,10 +28,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
-from lkwedge.alerts import ErrorCallback, Sink, format_console, sanitize
+from lkwedge.alerts import ErrorCallback, Sink, format_console
 from lkwedge.engine import SNIFF_LINES, Detector, ScanOptions, Stream, needs_line_by_line
 from lkwedge.episodes import Episode
 from lkwedge.follow import STDIN_NAME, Follower, LineEvent, Notice
+from lkwedge.safe import printable
 
 LAG_HORIZON = 60.0      # seconds of arrivals (counted back from the newest) that make "recent"
 LAG_SAMPLES = 512
@@ -327,7 +328,7 @@ def notice_text(n: Notice) -> str:
     what = _NOTICE_TEXT.get(n.kind, n.kind)
     if n.kind == "error" or (n.kind == "missing" and "match" in n.detail):
         what = n.detail
-    return f"{sanitize(n.source, 200)}: {sanitize(what, 200)}"
+    return f"{printable(n.source, 200)}: {printable(what, 200)}"
 
 
 class PlainView:
@@ -357,10 +358,10 @@ class PlainView:
         self._write(self.err, f"lkwedge: {notice_text(notice)}")
 
     def error(self, msg: str) -> None:
-        self._write(self.err, f"lkwedge: error: {sanitize(msg, 500)}")
+        self._write(self.err, f"lkwedge: error: {printable(msg, 500)}")
 
     def info(self, msg: str) -> None:
-        self._write(self.err, f"lkwedge: {sanitize(msg, 500)}")
+        self._write(self.err, f"lkwedge: {printable(msg, 500)}")
 
     def refresh(self, watcher: Watcher) -> None:
         pass
@@ -402,14 +403,14 @@ class LiveView(PlainView):
         from rich.text import Text
 
         with self._lock:
-            self.live.console.print(Text(f"lkwedge: error: {sanitize(msg, 500)}", style="yellow"),
+            self.live.console.print(Text(f"lkwedge: error: {printable(msg, 500)}", style="yellow"),
                                     soft_wrap=True)
 
     def info(self, msg: str) -> None:
         from rich.text import Text
 
         with self._lock:
-            self.live.console.print(Text(f"lkwedge: {sanitize(msg, 500)}", style="dim"), soft_wrap=True)
+            self.live.console.print(Text(f"lkwedge: {printable(msg, 500)}", style="dim"), soft_wrap=True)
 
     def refresh(self, watcher: Watcher) -> None:
         with self._lock:
@@ -437,8 +438,8 @@ def panel(watcher: Watcher) -> Any:
             state = Text(f"STALLED {silence:.0f}s", style="bold red")
         else:
             state = Text(f"alert in {max(0.0, window - silence):.1f}s", style="yellow")
-        table.add_row(Text(sanitize(f"{ep.file}:{ep.line}", 80)), Text(sanitize(ep.key, 40)),
-                      Text(sanitize(ep.room or "-", 40)), state, Text(f"{open_s:.0f}s"))
+        table.add_row(Text(printable(f"{ep.file}:{ep.line}", 80)), Text(printable(ep.key, 40)),
+                      Text(printable(ep.room or "-", 40)), state, Text(f"{open_s:.0f}s"))
     n = len(watcher.sources)
     title = f"lkwedge watch: {len(rows)} open episode(s), {n} input(s), window {window:g}s"
     return Panel(table if rows else Text("no reconnect in progress", style="dim"), title=title,
@@ -453,13 +454,13 @@ def summary_lines(watcher: Watcher) -> list[str]:
     out: list[str] = []
     for ep in det.episodes():
         silence = "?" if ep.silence_s is None else f"{ep.silence_s:.1f}s"
-        out.append(sanitize(f"{ep.verdict:<12} {ep.file}:{ep.line}  key={ep.key}  silence={silence}  "
+        out.append(printable(f"{ep.verdict:<12} {ep.file}:{ep.line}  key={ep.key}  silence={silence}  "
                             f"outcome={ep.outcome or '-'}  {ep.note}", 400))
     open_rows = watcher.open_rows()
     for ep, silence, open_s, alerted in open_rows:
         s = "?" if silence is None else f"{silence:.1f}s"
         state = "stalled (alerted)" if alerted or ep.stalled else "within the window"
-        out.append(sanitize(f"{'open':<12} {ep.file}:{ep.line}  key={ep.key}  open for {open_s:.1f}s, "
+        out.append(printable(f"{'open':<12} {ep.file}:{ep.line}  key={ep.key}  open for {open_s:.1f}s, "
                             f"silent {s} of log time, {state}", 400))
     summ = det.summary()
     open_stalled = sum(1 for ep, *_ in open_rows if ep.stalled)
@@ -468,5 +469,5 @@ def summary_lines(watcher: Watcher) -> list[str]:
                f"disconnected, {summ['recovered']} recovered; {len(open_rows)} still open "
                f"({open_stalled} of them stalled)")
     for note in summ.get("notes") or []:
-        out.append("note: " + sanitize(note, 400))
+        out.append("note: " + printable(note, 400))
     return out

@@ -10,7 +10,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from lkwedge.check import CheckOptions, github_annotation, plural, printable, run_checks
+from lkwedge.check import CheckOptions, github_annotation, plural, run_checks
 from lkwedge.cli import main
 from lkwedge.cli.common import input_options, run_guarded, scan_options_from
 from lkwedge.config import FAIL_ON_CHOICES, Config, load_config, pick
@@ -18,6 +18,7 @@ from lkwedge.durations import DURATION
 from lkwedge.engine import ScanOptions, scan
 from lkwedge.errors import InputError
 from lkwedge.junit import write_junit
+from lkwedge.safe import printable
 
 config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,

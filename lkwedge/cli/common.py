@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -48,10 +47,3 @@ def run_guarded(action: Callable[[], T]) -> T:
         click.echo("lkwedge: interrupted", err=True)
         sys.exit(130)
 
-
-def guarded(command: F) -> F:
-    @functools.wraps(command)
-    def wrapper(*args: object, **kwargs: object) -> object:
-        return run_guarded(lambda: command(*args, **kwargs))
-
-    return wrapper  # type: ignore[return-value]

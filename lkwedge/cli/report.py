@@ -11,7 +11,6 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from lkwedge.check import printable
 from lkwedge.cli import main
 from lkwedge.cli.check import config_option, resolved_scan_options
 from lkwedge.cli.common import input_options, run_guarded
@@ -20,6 +19,7 @@ from lkwedge.engine import ScanOptions, ScanResult, scan
 from lkwedge.errors import InputError
 from lkwedge.report import build, export, print_summary, require_parquet
 from lkwedge.report_html import render_html
+from lkwedge.safe import printable
 
 
 def _scan_with_progress(paths: tuple[str, ...], options: ScanOptions) -> ScanResult:
