@@ -57,10 +57,6 @@ class Episode:
     first_resume_attempt: int | None = None
     closed_by: str | None = None
 
-    @property
-    def is_open(self) -> bool:
-        return self.verdict == "open"
-
     def current_silence(self, now: datetime | None) -> float | None:
         """Longest silence so far, counting the gap still running at ``now``."""
         running = _gap(self.last_progress, now)

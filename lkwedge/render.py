@@ -49,11 +49,16 @@ def write_table(result: ScanResult, console: Console) -> None:
     console.print(summary_text(result.summary))
 
 
+def episode_line(ep: Episode, limit: int | None = None) -> str:
+    """One plain, escaped line per episode (scan's piped output, watch's summary)."""
+    return printable(f"{ep.verdict:<12} {ep.file}:{ep.line}  key={ep.key}  start={_when(ep)}  "
+                     f"silence={_silence(ep)}  attempts={ep.attempts}  outcome={ep.outcome or '-'}  "
+                     f"{ep.note}", limit)
+
+
 def write_plain(result: ScanResult, out: TextIO) -> None:
     for ep in result.episodes:
-        out.write(printable(f"{ep.verdict:<12} {ep.file}:{ep.line}  key={ep.key}  start={_when(ep)}  "
-                            f"silence={_silence(ep)}  attempts={ep.attempts}  outcome={ep.outcome or '-'}  "
-                            f"{ep.note}") + "\n")
+        out.write(episode_line(ep) + "\n")
     out.write(summary_text(result.summary).plain + "\n")
 
 

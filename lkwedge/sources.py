@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,17 +37,11 @@ def describe(path: str) -> Input:
         raise InputError(f"no such file: {path}") from None
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
-    if not os.path.isfile(path) and not _is_fifo(st.st_mode):
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISFIFO(st.st_mode)):  # a named pipe is a fine input
         raise InputError(f"not a regular file: {path}")
     if not os.access(path, os.R_OK):
         raise InputError(f"cannot read {path}: permission denied")
     return Input(path, path, st.st_mtime, st.st_size)
-
-
-def _is_fifo(mode: int) -> bool:
-    import stat
-
-    return stat.S_ISFIFO(mode)
 
 
 @contextmanager

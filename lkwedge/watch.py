@@ -32,6 +32,7 @@ from lkwedge.alerts import ErrorCallback, Sink, format_console
 from lkwedge.engine import SNIFF_LINES, Detector, ScanOptions, Stream, needs_line_by_line
 from lkwedge.episodes import Episode
 from lkwedge.follow import STDIN_NAME, Follower, LineEvent, Notice
+from lkwedge.render import episode_line
 from lkwedge.safe import printable
 
 LAG_HORIZON = 60.0      # seconds of arrivals (counted back from the newest) that make "recent"
@@ -451,11 +452,7 @@ def panel(watcher: Watcher) -> Any:
 def summary_lines(watcher: Watcher) -> list[str]:
     """Every episode (closed and still open) as plain, escaped lines, then a totals line."""
     det = watcher.detector
-    out: list[str] = []
-    for ep in det.episodes():
-        silence = "?" if ep.silence_s is None else f"{ep.silence_s:.1f}s"
-        out.append(printable(f"{ep.verdict:<12} {ep.file}:{ep.line}  key={ep.key}  silence={silence}  "
-                            f"outcome={ep.outcome or '-'}  {ep.note}", 400))
+    out = [episode_line(ep, 400) for ep in det.episodes()]
     open_rows = watcher.open_rows()
     for ep, silence, open_s, alerted in open_rows:
         s = "?" if silence is None else f"{silence:.1f}s"
