@@ -64,7 +64,7 @@ def timed(argv: list[str]) -> tuple[float, float]:
 
 BASELINE = "import sys\nfor line in open(sys.argv[1], encoding='utf-8'): pass\n"
 NAIVE = (
-    "import sys\nfrom lkwedge.patterns import PatternSet\nlits = PatternSet.load().literals\n"
+    "import sys\nfrom lkwedge.detect.patterns import PatternSet\nlits = PatternSet.load().literals\n"
     "n = 0\nfor line in open(sys.argv[1], encoding='utf-8'):\n"
     "    if any(l in line for l in lits): n += 1\n"
 )

@@ -1,4 +1,4 @@
-"""lkwedge.alerts: real files, real commands and a real local HTTP server."""
+"""lkwedge.live.sinks: real files, real commands and a real local HTTP server."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from lkwedge.alerts import CommandSink, Fanout, JsonlSink, WebhookSink, format_console
+from lkwedge.live.sinks import CommandSink, Fanout, JsonlSink, WebhookSink, format_console
 
 EVIL = "$(touch PWNED); `touch PWNED2` \x1b[31m[bold]red[/bold] \r\n next"
 

@@ -11,12 +11,12 @@ import pytest
 from conftest import run_lkwedge
 from synthlog import ATTEMPT, CLOSE, write_synth
 
-from lkwedge.check import CheckOptions, github_annotation, run_checks
 from lkwedge.config import find_config, load_config
-from lkwedge.engine import ScanResult
-from lkwedge.episodes import Episode, Evidence
+from lkwedge.detect.engine import ScanResult
+from lkwedge.detect.episodes import Episode, Evidence
 from lkwedge.errors import InputError
-from lkwedge.junit import build_junit
+from lkwedge.output.check import CheckOptions, github_annotation, run_checks
+from lkwedge.output.junit import build_junit
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
+from lkwedge.act.evict import EvictionResult, Evictor
+from lkwedge.act.targets import EvictionTarget, TargetOptions, derive_target
 from lkwedge.errors import InputError
-from lkwedge.evict import EvictionResult, Evictor
-from lkwedge.targets import EvictionTarget, TargetOptions, derive_target
 from lkwedge.testing import FakeRoomService
 
 KEY = "devkey"
@@ -334,7 +334,7 @@ def _agents_json_log(job: str, **room: str) -> list[str]:
 
 @pytest.mark.parametrize("room", [{"room": "r1"}, {"room_id": "RM_r1"}])
 def test_stalled_episode_from_the_detector_is_evicted_once(fake, tmp_path, room):
-    from lkwedge.engine import Detector, ScanOptions
+    from lkwedge.detect.engine import Detector, ScanOptions
 
     audit, results = tmp_path / "audit.jsonl", Results()
     with make(fake, results, audit=audit) as ev:

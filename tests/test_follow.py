@@ -1,4 +1,4 @@
-"""lkwedge.follow: real files, renames, truncations, pipes and writer processes."""
+"""lkwedge.live.follow: real files, renames, truncations, pipes and writer processes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lkwedge.follow import STDIN_NAME, Follower, LineEvent, Notice
+from lkwedge.live.follow import STDIN_NAME, Follower, LineEvent, Notice
 
 POLL = 0.05
 

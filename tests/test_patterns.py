@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from lkwedge.detect.patterns import PatternSet, builtin_pack_files, load_pack
 from lkwedge.errors import InputError
-from lkwedge.formats import parse_line
-from lkwedge.patterns import PatternSet, builtin_pack_files, load_pack
+from lkwedge.read.formats import parse_line
 
 
 def _samples(pack: Path) -> list[tuple[int, dict, str]]:

@@ -14,8 +14,8 @@ import pytest
 from conftest import run_lkwedge, scan_json
 from synthlog import write_synth
 
-from lkwedge.engine import scan
-from lkwedge.report import episodes_frame, summarize
+from lkwedge.detect.engine import scan
+from lkwedge.output.report import episodes_frame, summarize
 
 JOBS = [("AJ_7fQx2kPz", "support-eu-17"), ("AJ_m3Rt9wLc", "sales-demo"), ("AJ_b8Hn4sYv", "onboarding-3")]
 

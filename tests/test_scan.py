@@ -10,7 +10,7 @@ from pathlib import Path
 
 from conftest import run_lkwedge, scan_json
 
-from lkwedge.engine import Detector, ScanOptions, scan
+from lkwedge.detect.engine import Detector, ScanOptions, scan
 
 CLOSE = 'received session close: "signal client closed: \\"ping timeout\\"" UnknownReason Resume'
 

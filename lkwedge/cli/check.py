@@ -10,14 +10,14 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from lkwedge.check import CheckOptions, github_annotation, plural, run_checks
 from lkwedge.cli import main
 from lkwedge.cli.common import input_options, run_guarded, scan_options_from
 from lkwedge.config import FAIL_ON_CHOICES, Config, load_config, pick
+from lkwedge.detect.engine import ScanOptions, scan
 from lkwedge.durations import DURATION
-from lkwedge.engine import ScanOptions, scan
 from lkwedge.errors import InputError
-from lkwedge.junit import write_junit
+from lkwedge.output.check import CheckOptions, github_annotation, plural, run_checks
+from lkwedge.output.junit import write_junit
 from lkwedge.safe import printable
 
 config_option = click.option(

@@ -10,8 +10,8 @@ from typing import TypeVar
 
 import click
 
+from lkwedge.detect.engine import ScanOptions
 from lkwedge.durations import DURATION
-from lkwedge.engine import ScanOptions
 from lkwedge.errors import InputError
 
 T = TypeVar("T")

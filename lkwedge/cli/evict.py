@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
+from lkwedge.act.targets import DEFAULT_IDENTITY_TEMPLATE, EvictionTarget, TargetOptions, derive_target
 from lkwedge.cli import main
 from lkwedge.cli.common import run_guarded
 from lkwedge.durations import DURATION
 from lkwedge.errors import InputError
-from lkwedge.targets import DEFAULT_IDENTITY_TEMPLATE, EvictionTarget, TargetOptions, derive_target
 
 
 @main.command("evict")
@@ -49,7 +49,7 @@ def evict_command(room: str | None, room_id: str | None, identity: str | None, j
       lkwedge evict --room r1 --identity agent-AJ_x --dry-run
       lkwedge evict --room r1 --job AJ_x --revoke-token --audit evict.jsonl
     """
-    from lkwedge.evict import Evictor  # aiohttp/livekit-api load only for this command
+    from lkwedge.act.evict import Evictor  # aiohttp/livekit-api load only for this command
 
     def build() -> tuple[Evictor, EvictionTarget]:
         if not (room or room_id):

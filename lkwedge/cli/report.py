@@ -15,10 +15,10 @@ from lkwedge.cli import main
 from lkwedge.cli.check import config_option, resolved_scan_options
 from lkwedge.cli.common import input_options, run_guarded
 from lkwedge.config import load_config
-from lkwedge.engine import ScanOptions, ScanResult, scan
+from lkwedge.detect.engine import ScanOptions, ScanResult, scan
 from lkwedge.errors import InputError
-from lkwedge.report import build, export, print_summary, require_parquet
-from lkwedge.report_html import render_html
+from lkwedge.output.report import build, export, print_summary, require_parquet
+from lkwedge.output.report_html import render_html
 from lkwedge.safe import printable
 
 

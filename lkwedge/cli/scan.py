@@ -10,8 +10,8 @@ from rich.console import Console
 
 from lkwedge.cli import main
 from lkwedge.cli.common import input_options, run_guarded, scan_options_from
-from lkwedge.engine import scan
-from lkwedge.render import write_json, write_jsonl, write_plain, write_table
+from lkwedge.detect.engine import scan
+from lkwedge.output.render import write_json, write_jsonl, write_plain, write_table
 
 
 @main.command("scan")

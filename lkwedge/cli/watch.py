@@ -11,18 +11,18 @@ from typing import Any
 
 import click
 
-from lkwedge.alerts import CommandSink, Fanout, JsonlSink, Sink, WebhookSink
 from lkwedge.cli import main
 from lkwedge.cli.common import input_options, run_guarded, scan_options_from
 from lkwedge.durations import DURATION
 from lkwedge.errors import InputError
-from lkwedge.watch import EpisodeHook, LiveView, PlainView, View, Watcher, WatchOptions, summary_lines
+from lkwedge.live.sinks import CommandSink, Fanout, JsonlSink, Sink, WebhookSink
+from lkwedge.live.watch import EpisodeHook, LiveView, PlainView, View, Watcher, WatchOptions, summary_lines
 
 EVICT_OPTIONS = ("room", "identity", "identity_template", "max_evictions", "revoke_token", "audit")
 
 
 def _evict_options(command: Any) -> Any:
-    """--evict and friends (lkwedge.evict): submit an eviction on alert, release it when the episode ends."""
+    """--evict and friends (lkwedge.act.evict): evict on alert, release when the episode ends."""
     opts = [
         click.option("--evict", is_flag=True,
                      help="Remove the wedged participant (RoomService.RemoveParticipant) on alert. "
@@ -185,7 +185,7 @@ class _EvictHook:
     """Watch → Evictor: one eviction per alerted episode; the dedupe entry is released when it closes."""
 
     def __init__(self, evictor: Any, options: Any) -> None:
-        from lkwedge.targets import derive_target
+        from lkwedge.act.targets import derive_target
 
         self.evictor = evictor
         self.options = options
@@ -207,8 +207,8 @@ class _EvictHook:
 
 
 def _make_evictor(kwargs: dict[str, Any], view: View) -> EpisodeHook:
-    from lkwedge.evict import Evictor
-    from lkwedge.targets import DEFAULT_IDENTITY_TEMPLATE, TargetOptions
+    from lkwedge.act.evict import Evictor
+    from lkwedge.act.targets import DEFAULT_IDENTITY_TEMPLATE, TargetOptions
 
     options = TargetOptions(room=kwargs["room"], identity=kwargs["identity"],
                             identity_template=kwargs["identity_template"] or DEFAULT_IDENTITY_TEMPLATE)

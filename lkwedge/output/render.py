@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from lkwedge.engine import ScanResult
-from lkwedge.episodes import Episode
+from lkwedge.detect.engine import ScanResult
+from lkwedge.detect.episodes import Episode
 from lkwedge.safe import printable
 
 VERDICT_STYLE = {"stalled": "bold red", "unresolved": "yellow", "disconnected": "cyan", "recovered": "green"}

@@ -1,6 +1,6 @@
 """Saved inputs for `scan`, `check` and `report`: files, gzip files and stdin, read as text.
 
-Live following (tail -F semantics) lives in `lkwedge.follow`.
+Live following (tail -F semantics) lives in `lkwedge.live.follow`.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from lkwedge.patterns import Match
+from lkwedge.detect.patterns import Match
 
 VERDICTS = ("recovered", "disconnected", "stalled", "unresolved")
 MAX_EVIDENCE_TEXT = 600

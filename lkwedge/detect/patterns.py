@@ -56,7 +56,7 @@ def builtin_pack_dir() -> Path:
     shipped = resources.files("lkwedge").joinpath("patterns")
     if shipped.is_dir():
         return Path(str(shipped))
-    return Path(__file__).resolve().parent.parent / "patterns"
+    return Path(__file__).resolve().parents[2] / "patterns"
 
 
 def builtin_pack_files() -> list[Path]:

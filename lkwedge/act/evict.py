@@ -5,8 +5,8 @@ When a resume wedges, the SDK cannot be trusted to leave the room; removing the 
 
 Using it (this is what ``lkwedge watch --evict`` does)::
 
-    from lkwedge.evict import Evictor
-    from lkwedge.targets import TargetOptions, derive_target
+    from lkwedge.act.evict import Evictor
+    from lkwedge.act.targets import TargetOptions, derive_target
 
     opts = TargetOptions(room=None, identity=None, identity_template="agent-{job_id}")   # CLI overrides
     evictor = Evictor(dry_run=False, revoke_token=False, max_per_minute=5, audit="evict.jsonl",
@@ -71,9 +71,9 @@ from urllib.parse import urlsplit
 import aiohttp
 from livekit import api
 
+from lkwedge.act.targets import EvictionTarget
 from lkwedge.errors import InputError
 from lkwedge.safe import CONTROL, printable
-from lkwedge.targets import EvictionTarget
 
 log = logging.getLogger("lkwedge.evict")
 

@@ -17,8 +17,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
-from lkwedge.check import Failure, episode_summary, fmt_seconds
-from lkwedge.engine import ScanResult
+from lkwedge.detect.engine import ScanResult
+from lkwedge.output.check import Failure, episode_summary, fmt_seconds
 
 # XML 1.0 cannot carry these code points at all, even escaped; log text may contain them.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")

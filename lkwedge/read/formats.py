@@ -3,7 +3,7 @@
 Every format is recognised per line, so a file may mix them. Wrappers (docker compose, journald,
 Cloud Logging, Kubernetes CRI, Docker json-file) are peeled first; the line inside is then parsed
 as one of the record formats. Multi-line records (Rich console wrapping, CRI partial lines, a log
-UI's display-timestamp line) are joined by `lkwedge.assemble`, not here.
+UI's display-timestamp line) are joined by the detector (`lkwedge.detect.engine`), not here.
 
 This module only runs on lines that may matter (a pattern's literal occurs in them) or on the few
 lines sampled for the clock, so clarity wins over micro-optimisation here.

@@ -17,10 +17,10 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from lkwedge.check import plural
-from lkwedge.engine import ScanResult
-from lkwedge.episodes import Episode
+from lkwedge.detect.engine import ScanResult
+from lkwedge.detect.episodes import Episode
 from lkwedge.errors import InputError
+from lkwedge.output.check import plural
 from lkwedge.safe import printable
 
 VERDICTS = ["recovered", "disconnected", "stalled", "unresolved"]

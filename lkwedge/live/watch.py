@@ -28,11 +28,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
-from lkwedge.alerts import ErrorCallback, Sink, format_console
-from lkwedge.engine import SNIFF_LINES, Detector, ScanOptions, Stream, needs_line_by_line
-from lkwedge.episodes import Episode
-from lkwedge.follow import STDIN_NAME, Follower, LineEvent, Notice
-from lkwedge.render import episode_line
+from lkwedge.detect.engine import SNIFF_LINES, Detector, ScanOptions, Stream, needs_line_by_line
+from lkwedge.detect.episodes import Episode
+from lkwedge.live.follow import STDIN_NAME, Follower, LineEvent, Notice
+from lkwedge.live.sinks import ErrorCallback, Sink, format_console
+from lkwedge.output.render import episode_line
 from lkwedge.safe import printable
 
 LAG_HORIZON = 60.0      # seconds of arrivals (counted back from the newest) that make "recent"

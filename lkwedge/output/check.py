@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lkwedge.engine import ScanResult
-from lkwedge.episodes import Episode
+from lkwedge.detect.engine import ScanResult
+from lkwedge.detect.episodes import Episode
 from lkwedge.safe import printable
 
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from lkwedge.episodes import VERDICTS, Episode, EpisodeBook, Hit, Listener
-from lkwedge.formats import Record, apply_extra_line, looks_parseable, parse_line, split_forwarded
-from lkwedge.patterns import PatternSet
-from lkwedge.sources import describe, open_text, position
+from lkwedge.detect.episodes import VERDICTS, Episode, EpisodeBook, Hit, Listener
+from lkwedge.detect.patterns import PatternSet
+from lkwedge.read.formats import Record, apply_extra_line, looks_parseable, parse_line, split_forwarded
+from lkwedge.read.sources import describe, open_text, position
 
 CHUNK = 1 << 20
 SNIFF_LINES = 400

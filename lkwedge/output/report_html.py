@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from lkwedge.episodes import Episode
+from lkwedge.detect.episodes import Episode
 from lkwedge.safe import printable
 
 COLORS = {"recovered": "#2e7d32", "disconnected": "#b7791f", "stalled": "#c62828", "unresolved": "#6a1b9a"}
@@ -355,7 +355,7 @@ _TABLE_COLS = [("i", "#", True), ("verdict", "verdict", False), ("start", "start
 
 def render_html(episodes: Sequence[Episode], summary: dict[str, Any], scan_summary: dict[str, Any],
                 *, title: str = "lkwedge report", sources: Sequence[str] = ()) -> str:
-    """The whole page as a string. ``summary`` is :func:`lkwedge.report.summarize`'s output."""
+    """The whole page as a string. ``summary`` is :func:`lkwedge.output.report.summarize`'s output."""
     indexed = list(enumerate(episodes, start=1))
     data = {"episodes": [_episode_json(i, ep) for i, ep in indexed]}
 
