@@ -76,10 +76,12 @@ class _BareHit:
 class Stream:
     """One input: its reading, clock, multi-line state and episodes."""
 
-    def __init__(self, name: str, mtime: float | None, options: ScanOptions, listener: Listener | None) -> None:
+    def __init__(self, name: str, mtime: float | None, options: ScanOptions,
+                 listener: Listener | None) -> None:
         self.name = name
         self.book = EpisodeBook(name, options.window, listener)
-        self.clock = StreamClock(tz=options.tz, base_date=options.date, mtime=mtime, max_jump=options.max_jump)
+        self.clock = StreamClock(tz=options.tz, base_date=options.date, mtime=mtime,
+                                 max_jump=options.max_jump)
         self.reading = Reading.UNDECIDED
         self.lines = 0
         self.unparsed: Counter[str] = Counter()
@@ -354,8 +356,8 @@ class Detector:
                 hit.key, hit.job = owner.key, owner.job
                 hit.room, hit.room_id = hit.room or owner.room, hit.room_id or owner.room_id
                 if len(owners) > 1:
-                    owner.remarks.append(f"line {hit.line} (pid {record.pid}, no job id) was ambiguous between "
-                                         f"{len(owners)} jobs of that pid; taken as this one")
+                    owner.remarks.append(f"line {hit.line} (pid {record.pid}, no job id) was ambiguous "
+                                         f"between {len(owners)} jobs of that pid; taken as this one")
                 return
             hit.key = f"pid:{record.pid}"
             return

@@ -147,10 +147,9 @@ class EpisodeBook:
             gap = _gap(episode.last_progress, now)
             if gap is None or gap <= self.window:
                 continue
-            if proof is not None:
-                if episode.proved_silence_s is None or gap > episode.proved_silence_s:
-                    episode.proved_silence_s = gap
-                    episode.proof = episode.proof or proof
+            if proof is not None and (episode.proved_silence_s is None or gap > episode.proved_silence_s):
+                episode.proved_silence_s = gap
+                episode.proof = episode.proof or proof
             if episode.stalled:
                 continue
             if line is not None and text is not None:

@@ -131,3 +131,26 @@ def _why(exc: BaseException) -> str:
     if isinstance(exc, gzip.BadGzipFile | EOFError):
         return f"damaged gzip data ({exc})"
     return getattr(exc, "strerror", None) or str(exc)
+
+
+class Gunzip:
+    """Incremental gunzip for a stream that starts with gzip's magic (stdin, a followed .gz file);
+    concatenated members (``cat a.gz b.gz``) are read one after another."""
+
+    def __init__(self) -> None:
+        import zlib
+
+        self._zlib = zlib
+        self._d = zlib.decompressobj(wbits=31)
+
+    def feed(self, data: bytes) -> bytes:
+        out = []
+        while data:
+            try:
+                out.append(self._d.decompress(data))
+            except self._zlib.error as exc:
+                raise InputError(f"damaged gzip data ({exc})") from None
+            data = self._d.unused_data
+            if data or self._d.eof:
+                self._d = self._zlib.decompressobj(wbits=31)
+        return b"".join(out)
