@@ -23,6 +23,7 @@ import bisect
 import datetime as dt
 import itertools
 import operator
+import re
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -93,7 +94,8 @@ class Stream:
         self.last_record_time: dt.datetime | None = None  # for Rich rows whose time column is blank
         self.job_rooms: dict[str, tuple[str | None, str | None]] = {}
         self.bare: _BareHit | None = None
-        self.recent: deque[tuple[int, str]] = deque(maxlen=8)  # (line, message) of keyed hits
+        self.recent: deque[tuple[Hit, str]] = deque(maxlen=8)  # keyed hits and their messages
+        self.dual_printing = False  # JSON records with job fields: plain twins of them are possible
         self.finished = False
         self.reversed = False
         self.anchor_line = 0  # one record per line: the first dated line, examined like a pattern line
@@ -143,6 +145,7 @@ class Detector:
             stream.reading = Reading.NEWEST_FIRST
             return
         stream.reading = Reading.MULTI_LINE if needs_line_by_line(sample) else Reading.PER_LINE
+        stream.dual_printing = any(_KEYED_JSON.search(text) for text in sample)
         if stream.reading is Reading.PER_LINE:
             # the first dated line is examined too: it dates the time-only lines that may follow it
             stream.anchor_line = next((lineno for lineno, text in stream.buffered[:SNIFF_LINES]
@@ -275,6 +278,8 @@ class Detector:
         for lineno, text in reversed(stream.tail):
             if lineno <= stream.last_examined:
                 return
+            if not text.strip():
+                continue
             record = parse_line(text)
             if not record.parsed and unparsed_reason(text) is None and text != TOO_LONG:
                 stream.unparsed[record.reason or "unknown format"] += 1  # e.g. a last line cut mid-write
@@ -317,19 +322,21 @@ class Detector:
             stream.job_rooms[record.job] = (record.room, record.room_id)
         self._key(stream, hit, record)
         message = record.message.strip()
-        keyed = hit.job is not None or hit.pid is not None or hit.time is not None
-        # A record printed twice (a plain basicConfig copy beside the agents JSON copy) is one record.
+        # A record printed twice (a plain basicConfig copy, without job fields, beside the agents JSON
+        # copy) is one record: where JSON records carry job fields, a hit without them waits a few
+        # lines for its keyed twin.
+        keyed = hit.job is not None or hit.pid is not None or not stream.dual_printing
         bare = stream.bare
         if keyed:
-            if bare is not None and bare.message == message and hit.line - bare.hit.line <= DUP_LINES:
+            if bare is not None and _twins(bare.hit, bare.message, hit, message):
                 stream.bare = None
                 stream.duplicates += 1
             else:
                 self._release_bare(stream)
-            stream.recent.append((hit.line, message))
+            stream.recent.append((hit, message))
             stream.book.on_hit(hit)
             return
-        if any(message == m and hit.line - line <= DUP_LINES for line, m in stream.recent):
+        if any(_twins(twin, m, hit, message) for twin, m in stream.recent):
             stream.duplicates += 1
             return
         self._release_bare(stream)
@@ -400,6 +407,19 @@ def _tell(binary: object) -> int:
         return int(raw.tell())  # type: ignore[attr-defined]
     except (OSError, ValueError, AttributeError):
         return 0
+
+
+_KEYED_JSON = re.compile(r'^\s*\{.*\\?"(?:job_id|pid)\\?": ?\S')
+
+
+def _twins(a: Hit, a_message: str, b: Hit, b_message: str) -> bool:
+    """The same record printed twice: same message, a few lines apart, and (if both have one) the same
+    time within a second."""
+    if a_message != b_message or abs(b.line - a.line) > DUP_LINES:
+        return False
+    if a.time is not None and b.time is not None:
+        return abs((a.time - b.time).total_seconds()) <= 1.0
+    return True
 
 
 def _runs(items: list[tuple[int, str]]) -> Iterable[tuple[int, list[str]]]:

@@ -132,6 +132,11 @@ class EpisodeBook:
             return
         if episode is None or role == "meta":
             return
+        if role == "activity" and _before(hit, episode):
+            # media activity stamped before the reconnect's last step says nothing about after it
+            episode.remarks.append(f"job activity at line {hit.line} is stamped before the episode's last "
+                                   "progress (out of order): not taken as recovery")
+            return
         self._progress(episode, hit)
         if role in ("success", "activity", "teardown"):
             self._close(episode, hit)
@@ -261,6 +266,10 @@ class EpisodeBook:
     def _emit(self, event: str, episode: Episode) -> None:
         if self.listener is not None:
             self.listener(event, episode)
+
+
+def _before(hit: Hit, episode: Episode) -> bool:
+    return hit.time is not None and episode.last_progress is not None and hit.time < episode.last_progress
 
 
 def _starts_new(episode: Episode, hit: Hit) -> bool:

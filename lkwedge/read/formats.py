@@ -183,6 +183,8 @@ def parse_line(line: str) -> Record:
         if not line.strip():
             return Record("", parsed=False, reason="NUL bytes")
     line = line.rstrip("\r\n").lstrip("\r")
+    if not line.strip():
+        return Record("")  # a blank line: neither a record with content nor an unparsed one
     try:
         return _parse(line, depth=0)
     except RecursionError:
