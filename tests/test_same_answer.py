@@ -35,7 +35,8 @@ def _line(fmt: str, t: dt.datetime, level: str, target: str, msg: str, job: str 
     if fmt == "tracing":
         return f"{t.strftime('%Y-%m-%dT%H:%M:%S.%fZ')} {level:>5} {target}: {msg}"
     if fmt == "asctime":
-        return f"{t.strftime('%Y-%m-%d %H:%M:%S')},{t.microsecond // 1000:03d} - livekit - {level} - {FWD}{msg}"
+        stamp = f"{t.strftime('%Y-%m-%d %H:%M:%S')},{t.microsecond // 1000:03d}"
+        return f"{stamp} - livekit - {level} - {FWD}{msg}"
     record = {"message": FWD + msg if target.startswith("livekit::") else msg,
               "level": {"WARN": "WARNING"}.get(level, level), "name": "livekit",
               "timestamp": t.isoformat(timespec="microseconds")}
