@@ -71,6 +71,7 @@ FORWARD_FORMAT = "%s:%s:%s - %s"
 CONNECT_FAILURE_PATTERNS = frozenset({"connect-retry", "connect-error", "connect-auth-rejected"})
 _LEVEL_NAMES = {"WARNING": "WARN", "CRITICAL": "ERROR", "FATAL": "ERROR"}
 _STOP = object()
+_POKE = object()
 _CLOCK_MARGIN = 0.02   # covers a logging thread preempted between stamping a record and queueing it
 
 EpisodeCallback = Callable[[Episode], Any]
@@ -119,44 +120,50 @@ def cover_keys(literals: Sequence[str], min_len: int = 6, max_len: int = 10) -> 
     return tuple(keys)
 
 
-class _GuardHandler(logging.Handler):
-    """Sees every record of the ``livekit`` logger tree; queues only those holding a pattern literal."""
+def any_in(needles: Sequence[str]) -> Callable[[str], bool]:
+    """``lambda text: n1 in text or n2 in text or ...``, compiled once from the needles' repr().
 
-    def __init__(self, literals: Sequence[str], sink: Callable[[Any], None]) -> None:
+    An ``or`` chain of ``in`` tests allocates nothing; a loop over the needles would allocate its iterator
+    per record. repr() of a str is always a plain string literal, so no pattern text can become code.
+    """
+    if not needles:
+        return lambda text: False
+    chain = " or ".join(f"{str(needle)!r} in text" for needle in needles)
+    return eval(f"lambda text: {chain}", {"__builtins__": {}})  # string literals only (see above)
+
+
+class _GuardHandler(logging.Handler):
+    """Sees every record of the ``livekit`` logger tree; queues only those holding a pattern literal.
+
+    A forwarded Rust record is tested on its message argument, any other record on its format string
+    (and on its single argument when the format is just ``"%s"``): no record is formatted to be tested.
+    """
+
+    def __init__(self, literals: Sequence[str], sink: Callable[[Any], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(logging.NOTSET)
         self.keys = cover_keys(literals)
         self.literals = tuple(literals)
+        self._has_key = any_in(self.keys)
+        self._has_literal = any_in(self.literals)
         self.sink = sink
+        self.clock = clock
 
     def handle(self, record: logging.LogRecord) -> bool:  # replaces Handler.handle: no lock, no filters
         msg = record.msg
         args = record.args
         if msg is FORWARD_FORMAT or msg == FORWARD_FORMAT:
             text = args[3] if type(args) is tuple and len(args) == 4 else None
-            if type(text) is not str:
-                return False
-            if self._holds_literal(text):
-                self.sink((record, time.monotonic()))
-            return True
-        if type(msg) is str and self._holds_literal(msg):
-            self.sink((record, time.monotonic()))
-        elif args and type(args) is tuple:
-            for arg in args:
-                if type(arg) is str and self._holds_literal(arg):
-                    self.sink((record, time.monotonic()))
-                    break
+        elif msg == "%s" and type(args) is tuple and len(args) == 1:
+            text = args[0]
+        else:
+            text = msg
+        if type(text) is str and self._has_key(text) and self._has_literal(text):
+            self.sink((record, self.clock()))
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
         self.handle(record)
-
-    def _holds_literal(self, text: str) -> bool:
-        for key in self.keys:
-            if key in text:
-                break
-        else:
-            return False
-        return any(literal in text for literal in self.literals)
 
 
 # ---- keeping the app's console as it was ------------------------------------------------------------
@@ -207,6 +214,7 @@ class Guard:
         shutdown: bool,
         logger_names: Sequence[str],
         extra_patterns: Sequence[Path],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.window = window
         self.batch_grace = batch_grace
@@ -222,11 +230,12 @@ class Guard:
         self._own_evictor = own_evictor
         self.shutdown = shutdown
         self.pid = os.getpid()
+        self.clock = clock
 
         self._detector = Detector(ScanOptions(window=window + batch_grace,
                                               extra_patterns=list(extra_patterns)), self._on_event)
         self._stream = self._detector.stream(f"guard:{job_id or self.pid}")
-        self._wall0, self._mono0 = time.time(), time.monotonic()
+        self._wall0, self._mono0 = time.time(), clock()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lineno = 0
         self._open: dict[str, Episode] = {}
@@ -239,7 +248,7 @@ class Guard:
         self._last_connect_error: str | None = None
         self._installed = False
 
-        self._handler = _GuardHandler(self._detector.patterns.literals, self._queue.put)
+        self._handler = _GuardHandler(self._detector.patterns.literals, self._queue.put, clock)
         self._loggers = [logging.getLogger(name) for name in logger_names]
         self._lowered: list[tuple[logging.Logger, int]] = []          # (logger, its old .level)
         self._filtered: list[tuple[logging.Handler, logging.Filter]] = []
@@ -275,7 +284,11 @@ class Guard:
             identity = getattr(participant, "identity", None) if participant is not None else None
             if identity:
                 return str(identity)
-        return None
+        return f"agent-{self.job_id}" if self.job_id else None   # livekit-agents' default identity
+
+    def poke(self) -> None:
+        """Make the timer look at the clock now (for a test clock that jumps; real time needs no poke)."""
+        self._queue.put(_POKE)
 
     def status(self) -> GuardStatus:
         with self._status_lock:
@@ -338,8 +351,8 @@ class Guard:
                 item = self._queue.get(timeout=self._next_timeout())
             except queue.Empty:
                 item = None
-            now = time.monotonic()
-            batch = [] if item is None else [item]
+            now = self.clock()
+            batch = [] if item is None or item is _POKE else [item]
             while True:
                 try:
                     batch.append(self._queue.get_nowait())
@@ -349,6 +362,8 @@ class Guard:
             for entry in batch:
                 if entry is _STOP:
                     stop = True
+                    continue
+                if entry is _POKE:
                     continue
                 try:
                     self._feed(*entry)
@@ -372,7 +387,7 @@ class Guard:
             deadline = due if deadline is None else min(deadline, due)
         if deadline is None:
             return None
-        return max(0.0, deadline + _CLOCK_MARGIN + 0.002 - time.monotonic())
+        return max(0.0, deadline + _CLOCK_MARGIN + 0.002 - self.clock())
 
     def _log_time(self, mono: float) -> datetime:
         return datetime.fromtimestamp(self._wall0 + (mono - self._mono0), UTC)
@@ -443,7 +458,7 @@ class Guard:
         self._fired[episode.id] = target
         if self.log_stall:
             what = "ghost room (gave up, no disconnect)" if episode.outcome == "gave_up" else "stalled"
-            silence = episode.current_silence(self._log_time(time.monotonic()))
+            silence = episode.current_silence(self._log_time(self.clock()))
             log.error("LiveKit reconnect %s: job %s, room %s, participant %s: no progress for %.1f s "
                       "(window %g s + %g s log batching), %d attempt(s), last state %s", what,
                       printable(episode.job or "-"), printable(self.room_name or episode.room or "-"),
@@ -579,6 +594,7 @@ def install(
     revoke_token: bool = False,
     max_evictions_per_minute: int = 5,
     audit: str | Path | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Guard:
     """Install the guard in this process and return it.
 
@@ -593,6 +609,7 @@ def install(
       participant through RoomService (credentials from ``url``/``api_key``/``api_secret`` or LIVEKIT_URL,
       LIVEKIT_API_KEY, LIVEKIT_API_SECRET), or pass your own ``evictor``. ``shutdown``: end the job.
     - ``batch_grace``: how late the wheel may deliver a record (its log batching; default 1 s).
+    - ``clock``: the monotonic clock (tests pass a fake one and call `Guard.poke` after moving it).
 
     Raises `lkwedge.errors.InputError` for bad values or missing credentials, RuntimeError if a guard is
     already installed or there is no event loop.
@@ -629,7 +646,7 @@ def install(
                       loop=loop, job_ctx=job_ctx, room=room, identity=identity, job_id=job_id,
                       log_stall=log_stall, evictor=evictor if (evict or evictor is not None) else None,
                       own_evictor=own_evictor, shutdown=shutdown, logger_names=list(loggers),
-                      extra_patterns=[Path(p) for p in patterns])
+                      extra_patterns=[Path(p) for p in patterns], clock=clock)
         guard_ref.append(guard)
         guard._install()
         _active = guard
