@@ -280,8 +280,10 @@ class Guard:
             return _job_identity(self.job_ctx)
         room = self._room
         if room is not None and not isinstance(room, str):
-            participant = getattr(room, "local_participant", None)
-            identity = getattr(participant, "identity", None) if participant is not None else None
+            try:  # rtc.Room raises before it is connected
+                identity = room.local_participant.identity
+            except Exception:
+                identity = None
             if identity:
                 return str(identity)
         return f"agent-{self.job_id}" if self.job_id else None   # livekit-agents' default identity

@@ -430,3 +430,27 @@ def test_records_that_match_no_pattern_allocate_nothing_and_are_not_queued():
     for record in hits:
         handle(record)
     assert [entry[0] for entry in queued] == hits
+
+
+def test_plain_rtc_app_room_object_shutdown_disconnects_it(app_logging):
+    clock, calls = FakeClock(), Calls()
+    disconnects: list[threading.Thread] = []
+
+    async def disconnect() -> None:
+        disconnects.append(threading.current_thread())
+
+    async def main() -> None:
+        room = rtc.Room()                   # never connected: no name, no local participant yet
+        room.disconnect = disconnect        # type: ignore[method-assign]
+        g = guard.install("2s", room=room, shutdown=True, on_stall=calls.make("stall"), clock=clock)
+        assert (g.room_name, g.identity) == (None, None)
+        forward(CLOSE, RESUME_1)
+        assert await until(lambda: g.status().episodes == 1)
+        clock.now += 3.1
+        g.poke()
+        assert await until(lambda: bool(disconnects) and bool(calls.items), timeout=3)
+        g.uninstall()
+
+    asyncio.run(main())
+    assert disconnects == [threading.main_thread()]
+    assert calls.named("stall")[0].key.startswith("pid:")     # no job: keyed by the process
