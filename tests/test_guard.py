@@ -454,3 +454,35 @@ def test_plain_rtc_app_room_object_shutdown_disconnects_it(app_logging):
     asyncio.run(main())
     assert disconnects == [threading.main_thread()]
     assert calls.named("stall")[0].key.startswith("pid:")     # no job: keyed by the process
+
+
+def test_failing_callbacks_and_odd_records_do_not_stop_the_guard(app_logging):
+    clock, calls = FakeClock(), Calls()
+
+    def broken(episode: Any) -> None:
+        raise ValueError("user bug")
+
+    async def main() -> None:
+        g = guard.install("2s", on_stall=broken, on_resolved=calls.make("resolved"), job_id="AJ_odd",
+                          clock=clock)
+        agents = logging.getLogger("livekit.agents")
+        bad = logging.LogRecord("livekit.agents", logging.INFO, __file__, 1, "process exiting %d",
+                                ("not a number",), None)      # args that do not fit the format
+        g._handler.handle(bad)            # straight to the guard: pytest's own handler raises on it
+        agents.info({"process exiting": 1})                      # not a string at all
+        agents.info("%s", "\x1b[31mprocess exiting\x1b[0m")      # terminal escapes in log text
+        forward(CLOSE, RESUME_1)
+        assert await until(lambda: g.status().episodes == 1)
+        assert g.status().records == 4   # the dict message is not text: never a candidate
+        clock.now += 3.1
+        g.poke()
+        assert await until(lambda: g.status().stalls == 1)
+        forward(RECOVERED)
+        assert await until(lambda: len(calls.named("resolved")) == 1)
+        g.uninstall()
+
+    asyncio.run(main())
+    ours = [r for r in app_logging.records if r.name == "lkwedge.guard"]
+    raised = [r for r in ours if "on_stall raised" in r.getMessage()]
+    assert len(raised) == 1 and raised[0].exc_info is not None
+    assert not any("\x1b" in r.getMessage() for r in ours)
