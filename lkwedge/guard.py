@@ -303,9 +303,10 @@ class Guard:
         """Remove the handler and the filters, restore logger levels, stop the timer thread and (when
         the guard created it) the evictor, waiting at most `timeout` s for an eviction in flight."""
         global _active
-        if not self._installed:
-            return
-        self._installed = False
+        with _install_lock:
+            if not self._installed:
+                return
+            self._installed = False
         for logger in self._loggers:
             logger.removeHandler(self._handler)
         for handler, flt in self._filtered:
@@ -380,7 +381,7 @@ class Guard:
         """Seconds until the earliest open episode can stall (None: nothing to wait for)."""
         deadline = None
         for episode in self._open.values():
-            if episode.stalled:
+            if getattr(episode, "stalled", False):
                 continue
             last = getattr(episode, "last_progress", None)
             if last is None:
@@ -460,7 +461,9 @@ class Guard:
         self._fired[episode.id] = target
         if self.log_stall:
             what = "ghost room (gave up, no disconnect)" if episode.outcome == "gave_up" else "stalled"
-            silence = episode.current_silence(self._log_time(self.clock()))
+            last = getattr(episode, "last_progress", None) or episode.start
+            now = self._log_time(self.clock())
+            silence = (now - last).total_seconds() if last is not None else None
             log.error("LiveKit reconnect %s: job %s, room %s, participant %s: no progress for %.1f s "
                       "(window %g s + %g s log batching), %d attempt(s), last state %s", what,
                       printable(episode.job or "-"), printable(self.room_name or episode.room or "-"),
