@@ -477,7 +477,12 @@ class Guard:
                      printable(episode.outcome or episode.verdict))
             return
         if self.evictor is not None and target is not None:
-            self.evictor.submit(snapshot, target)
+            if target.ok:
+                self.evictor.submit(snapshot, target)
+            else:  # the CLI's wording names its flags; say what the guard needs instead
+                log.error("lkwedge guard: not evicting: the %s of the agent is unknown (pass job_ctx=, or "
+                          "room= and identity= to install())",
+                          "participant identity" if not target.identity else "room name")
         if self.shutdown:
             self._shutdown(snapshot)
 
