@@ -486,3 +486,25 @@ def test_failing_callbacks_and_odd_records_do_not_stop_the_guard(app_logging):
     raised = [r for r in ours if "on_stall raised" in r.getMessage()]
     assert len(raised) == 1 and raised[0].exc_info is not None
     assert not any("\x1b" in r.getMessage() for r in ours)
+
+
+def test_eviction_without_a_known_room_says_what_install_needs(app_logging):
+    clock = FakeClock()
+    with FakeRoomService(KEY, SECRET) as fake:
+        fake.add_room("r1", participants=["agent-AJ_noroom"])
+
+        async def main() -> None:
+            g = guard.install("2s", job_id="AJ_noroom", evict=True, url=fake.url, api_key=KEY,
+                              api_secret=SECRET, clock=clock)
+            forward(CLOSE, RESUME_1)
+            assert await until(lambda: g.status().episodes == 1)
+            clock.now += 3.1
+            g.poke()
+            assert await until(lambda: g.status().stalls == 1)
+            await asyncio.sleep(0.2)
+            g.uninstall()
+
+        asyncio.run(main())
+        assert fake.calls == []
+    said = [r.getMessage() for r in app_logging.records if r.name == "lkwedge.guard"]
+    assert any("room name of the agent is unknown" in m and "room=" in m for m in said), said
