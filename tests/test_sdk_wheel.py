@@ -10,9 +10,11 @@ patterns/fingerprints/rtc-1.2.toml ([wheel]).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import re
 import socket
+import sys
 import tomllib
 from functools import cache
 from importlib import metadata, resources
@@ -103,8 +105,8 @@ def test_fingerprint_rows_are_in_the_wheel_and_measured_rows_hold_live():
         pytest.skip("line numbers are measured on another wheel version; the literals above still hold")
     seen = connect_to_closed_port()
     for row in rows:
-        if row["kind"] == "target_line":
-            assert any(t == row["target"] and line == row["line"] and msg.startswith(row["message"])
+        if row["kind"] == "target_line" and row["source"] == "measured":
+            assert any(t == row["target"] and line == row["line"] and row["message"] in msg
                        for t, line, msg in seen), (row, seen)
 
 
@@ -142,3 +144,35 @@ def connect_to_closed_port() -> list[tuple[str, int, str]]:
         lk.removeHandler(handler)
         lk.setLevel(old)
     return seen
+
+
+def load_tool():
+    path = Path(__file__).resolve().parents[1] / "tools" / "wheel_log_sites.py"
+    spec = importlib.util.spec_from_file_location("wheel_log_sites", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module          # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def module_path(rust_file: str) -> str:
+    """livekit/src/rtc_engine/mod.rs -> livekit::rtc_engine (the log target of a call site there)."""
+    crate, _src, *rest = rust_file.removesuffix(".rs").split("/")
+    if rest and rest[-1] in ("mod", "lib"):
+        rest = rest[:-1]
+    return "::".join([crate.replace("-", "_"), *rest])
+
+
+def test_derived_call_sites_match_the_wheel():
+    if metadata.version("livekit") != band()["band"]["measured_python_rtc"]:
+        pytest.skip("the line rows are for another wheel version")
+    lib = load_tool().Library(ffi_library())
+    for row in band()["fingerprints"]:
+        if row["kind"] != "target_line":
+            continue
+        sites = lib.sites(row["message"])[:3]
+        where = [(module_path(s.file), s.line) for s in sites]
+        assert (row["target"], row["line"]) in where, (row, sites)
+        if row["source"] == "measured":      # the method itself: the nearest site is the measured one
+            assert where[0] == (row["target"], row["line"]), (row, sites)
