@@ -2,8 +2,8 @@
 
 Reconnect sequences go through the wheel's own forwarder, ``livekit.rtc._ffi_client.ffi_event_callback``,
 with a serialized ``FfiEvent{logs: LogBatch}``: the LogRecords are built by the real code (logger
-``livekit``, level, ``"%s:%s:%s - %s"`` and its args), exactly as when the Rust SDK logs them. Line numbers
-in the messages are those of rust-sdks HEAD 0b5462a9 (rtc_engine/mod.rs); only the wording matters.
+``livekit``, level, ``"%s:%s:%s - %s"`` and its args), exactly as when the Rust SDK logs them, with
+the targets and line numbers of the rtc 1.2.1 call sites (patterns/fingerprints/rtc-1.2.toml).
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from lkwedge.testing import FakeRoomService
 KEY = "devkey"
 SECRET = "guard-test-secret-0123456789-abcdefghij"
 
-CLOSE = ("WARN", "livekit::rtc_engine", 598,
+CLOSE = ("WARN", "livekit::rtc_engine", 643,
          'received session close: "signal client closed: \\"ping timeout\\"" UnknownReason Resume')
-RESUME_1 = ("ERROR", "livekit::rtc_engine", 988, "resuming connection... attempt: 1")
-RECOVERED = ("INFO", "livekit::rtc_engine", 885, "RtcEngine successfully recovered")
-GAVE_UP = ("ERROR", "livekit::rtc_engine", 869, "failed to reconnect to the livekit room")
+RESUME_1 = ("ERROR", "livekit::rtc_engine", 1041, "resuming connection... attempt: 1")
+RECOVERED = ("INFO", "livekit::rtc_engine", 938, "RtcEngine successfully recovered")
+GAVE_UP = ("ERROR", "livekit::rtc_engine", 922, "failed to reconnect to the livekit room")
 _LEVELS = {"ERROR": proto_ffi.LOG_ERROR, "WARN": proto_ffi.LOG_WARN, "INFO": proto_ffi.LOG_INFO,
            "DEBUG": proto_ffi.LOG_DEBUG}
 
