@@ -16,9 +16,9 @@ watch`` on the agent's JSON log.
 
 Timing. The wheel forwards Rust records in batches (every 1 s or 32 records), so a record can reach
 Python up to ~1 s after the event. Silence is measured between arrival times, and the guard's detector
-window is ``window + batch_grace`` (1 s by default): a success line that happened inside the window but
-sat in a batch is still credited, and a stall fires ``window + batch_grace`` after the last progress
-(to the millisecond: a deadline timer on the monotonic clock, not a poll). Wall-clock steps change nothing.
+window is ``window + batch_grace`` (0.95 s by default): a success line that happened inside the window
+but sat in a batch is still credited, and a stall fires within ``window`` + 1 s of the last progress
+(a deadline timer on the monotonic clock, not a poll). Wall-clock steps change nothing.
 
 The success line ``RtcEngine successfully recovered`` is INFO, and livekit-agents sets the ``livekit``
 logger to WARN. The guard lowers that logger to INFO for its own handler and puts a filter on the app's
@@ -594,7 +594,7 @@ def install(
     evict: bool = False,
     shutdown: bool = False,
     loop: asyncio.AbstractEventLoop | None = None,
-    batch_grace: str | float = 1.0,
+    batch_grace: str | float = 0.95,
     loggers: Sequence[str] = ("livekit",),
     patterns: Sequence[str | Path] = (),
     evictor: Evictor | None = None,
@@ -618,7 +618,8 @@ def install(
     - ``log_stall``: log one ERROR (logger ``lkwedge.guard``) per stall. ``evict``: remove the agent's own
       participant through RoomService (credentials from ``url``/``api_key``/``api_secret`` or LIVEKIT_URL,
       LIVEKIT_API_KEY, LIVEKIT_API_SECRET), or pass your own ``evictor``. ``shutdown``: end the job.
-    - ``batch_grace``: how late the wheel may deliver a record (its log batching; default 1 s).
+    - ``batch_grace``: how late the wheel may deliver a record (it flushes its log batch every second);
+      0.95 s by default, so that a stall fires within ``window`` + 1 s.
     - ``clock``: the monotonic clock (tests pass a fake one and call `Guard.poke` after moving it).
 
     Raises `lkwedge.errors.InputError` for bad values or missing credentials, RuntimeError if a guard is

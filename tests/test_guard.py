@@ -180,11 +180,11 @@ def test_stall_fires_after_window_plus_batch_grace_and_recovery_resolves(app_log
         loop_thread = threading.current_thread()
         forward(CLOSE, RESUME_1)
         assert await until(lambda: g.status().episodes == 1)
-        clock.now += 2.9                   # window 2 s + grace 1 s not yet over
+        clock.now += 2.9                   # window 2 s + batch grace 0.95 s not yet over
         g.poke()
         await asyncio.sleep(0.3)
         assert calls.items == []
-        clock.now += 0.2                   # 3.1 s of silence
+        clock.now += 0.1                   # window + 1 s of silence: stalled by now
         g.poke()
         assert await until(lambda: len(calls.named("stall")) == 1, timeout=2)
         (episode,) = calls.named("stall")
@@ -245,7 +245,7 @@ def test_ghost_room_give_up_without_disconnect_fires_with_its_outcome(app_loggin
 
 
 def test_live_timing_stall_fires_within_window_plus_one_second(app_logging):
-    """Real clock: window 1 s, default batch grace 1 s."""
+    """Real clock: window 1 s, default batch grace 0.95 s (scheduling slack on a loaded CI box: 0.3 s)."""
     fired: list[float] = []
 
     async def on_stall(episode: Any) -> None:     # a coroutine callback runs as a task on the loop
@@ -261,7 +261,7 @@ def test_live_timing_stall_fires_within_window_plus_one_second(app_logging):
         return fired[0] - start
 
     elapsed = asyncio.run(main())
-    assert 2.0 <= elapsed <= 2.0 + 0.4, elapsed
+    assert 1.95 <= elapsed <= 2.0 + 0.3, elapsed
 
 
 # ---- actions -----------------------------------------------------------------------------------------
