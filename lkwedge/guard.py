@@ -235,6 +235,7 @@ class Guard:
         self._detector = Detector(ScanOptions(window=window + batch_grace,
                                               extra_patterns=list(extra_patterns)), self._on_event)
         self._stream = self._detector.stream(f"guard:{job_id or self.pid}")
+        self._detector.decide(self._stream)  # one record per line, from the first: nothing to sniff
         self._wall0, self._mono0 = time.time(), clock()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lineno = 0
