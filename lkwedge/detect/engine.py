@@ -28,6 +28,7 @@ from lkwedge.read.sources import describe, open_text, position
 CHUNK = 1 << 20
 SNIFF_LINES = 400
 HALF_DAY = dt.timedelta(hours=12)
+MAX_JOB_ROOMS = 4096  # rooms remembered per stream for jobs not yet ended (bounds a watcher running for days)
 
 
 @dataclass
@@ -46,10 +47,11 @@ class ScanResult:
 class Stream:
     """One input (file or stdin): its clock, date context, multi-line state and episodes."""
 
-    def __init__(self, name: str, mtime: float | None, window: float, listener: Listener | None) -> None:
+    def __init__(self, name: str, mtime: float | None, window: float, listener: Listener | None,
+                 keep_closed: int | None = None) -> None:
         self.name = name
         self.mtime = mtime
-        self.book = EpisodeBook(name, window, listener)
+        self.book = EpisodeBook(name, window, listener, keep_closed)
         self.lines = 0
         self.unparsed = 0
         self.clock: dt.datetime | None = None  # newest log time seen
@@ -66,9 +68,10 @@ class Stream:
 
 class Detector:
     def __init__(self, options: ScanOptions | None = None, listener: Listener | None = None,
-                 patterns: PatternSet | None = None) -> None:
+                 patterns: PatternSet | None = None, keep_closed: int | None = None) -> None:
         self.options = options or ScanOptions()
         self.listener = listener
+        self.keep_closed = keep_closed  # see EpisodeBook: None keeps every closed episode
         self.patterns = patterns or PatternSet.load(self.options.extra_patterns)
         self.streams: list[Stream] = []
         self.notes: list[str] = []
@@ -76,7 +79,7 @@ class Detector:
     # -- public API ------------------------------------------------------------------------------
 
     def stream(self, name: str, mtime: float | None = None) -> Stream:
-        stream = Stream(name, mtime, self.options.window, self.listener)
+        stream = Stream(name, mtime, self.options.window, self.listener, self.keep_closed)
         self.streams.append(stream)
         return stream
 
@@ -146,13 +149,15 @@ class Detector:
         return sorted(found, key=lambda ep: (order.get(ep.file, 0), ep.line))
 
     def summary(self) -> dict[str, object]:
-        episodes = self.episodes()
-        counts = {verdict: sum(ep.verdict == verdict for ep in episodes) for verdict in VERDICTS}
+        totals: Counter[str] = Counter()
+        for stream in self.streams:
+            totals.update(stream.book.verdicts)
+        counts = {verdict: totals[verdict] for verdict in VERDICTS}
         return {
             "files": len(self.streams),
             "lines": sum(s.lines for s in self.streams),
             "unparsed": sum(s.unparsed for s in self.streams),
-            "episodes": len(episodes),
+            "episodes": sum(totals.values()),
             **counts,
             "open": len(self.open_episodes()),
             "window_s": self.options.window,
@@ -230,12 +235,16 @@ class Detector:
         if match is not None:
             if match.pattern.role == "meta" and record.job:
                 stream.job_rooms[record.job] = (record.room, record.room_id)
+                if len(stream.job_rooms) > MAX_JOB_ROOMS:  # jobs whose end we never saw: drop the oldest
+                    del stream.job_rooms[next(iter(stream.job_rooms))]
             key, job = _key_of(record, stream.name)
             room, room_id = record.room, record.room_id
             if job and (room is None or room_id is None):
                 known_room, known_id = stream.job_rooms.get(job, (None, None))
                 room, room_id = room or known_room, room_id or known_id
             stream.book.on_hit(Hit(match, key, lineno, when, text, job, record.pid, room, room_id))
+            if job and match.pattern.role == "teardown":
+                stream.job_rooms.pop(job, None)  # the job ended: forget it
         if when is not None and (stream.clock is None or when > stream.clock):
             stream.clock = when
             stream.book.on_clock(when, lineno, text)

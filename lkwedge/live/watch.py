@@ -49,6 +49,9 @@ class WatchOptions:
     tick: float = 0.2
     poll_interval: float = 0.1
     glob_interval: float = 1.0
+    # Closed episodes kept as objects per input when not `once` (the rest are counted only), so a
+    # watcher running for days does not grow with the episodes it has reported.
+    keep_closed: int = 200
 
 
 class EpisodeHook(Protocol):
@@ -56,6 +59,9 @@ class EpisodeHook(Protocol):
 
     def on_alert(self, episode: Episode, record: dict[str, Any]) -> None: ...
     def on_closed(self, episode: Episode, record: dict[str, Any]) -> None: ...
+
+# A hook may also define `on_tick(watcher, mono_now)`: called on the watcher's thread after every
+# clock tick (metrics snapshots, re-classifying open episodes); it must not block.
 
 
 class LagTracker:
@@ -117,7 +123,8 @@ class Watcher:
         self.view = view
         self.hooks = list(hooks)
         self.on_error = on_error or view.error
-        self.detector = Detector(options.scan, self._on_episode)
+        self.detector = Detector(options.scan, self._on_episode,
+                                 keep_closed=None if options.once else options.keep_closed)
         self.follower = Follower(paths, from_start=options.from_start or options.once, once=options.once,
                                  poll_interval=options.poll_interval, glob_interval=options.glob_interval,
                                  stdin_fd=stdin_fd)
@@ -154,7 +161,7 @@ class Watcher:
         self.stop_event.set()
 
     def exit_code(self) -> int:
-        stalled = any(ep.verdict == "stalled" for ep in self.detector.episodes())
+        stalled = bool(self.detector.summary()["stalled"])
         return 1 if stalled or any(ep.stalled for ep in self.detector.open_episodes()) else 0
 
     # -- input ---------------------------------------------------------------------------------------
@@ -221,6 +228,13 @@ class Watcher:
             log_now = src.lag.log_now(mono_now, self.options.max_lag)
             if log_now is not None:
                 self.detector.advance_clock(stream, log_now)
+        for hook in self.hooks:
+            on_tick = getattr(hook, "on_tick", None)
+            if on_tick is not None:
+                try:
+                    on_tick(self, mono_now)
+                except Exception as e:
+                    self.on_error(f"{type(hook).__name__}: {e}")
         self.view.refresh(self)
 
     def _finish_all(self) -> None:
@@ -452,7 +466,8 @@ def panel(watcher: Watcher) -> Any:
 def summary_lines(watcher: Watcher) -> list[str]:
     """Every episode (closed and still open) as plain, escaped lines, then a totals line."""
     det = watcher.detector
-    out = [episode_line(ep, 400) for ep in det.episodes()]
+    kept = det.episodes()
+    out = [episode_line(ep, 400) for ep in kept]
     open_rows = watcher.open_rows()
     for ep, silence, open_s, alerted in open_rows:
         s = "?" if silence is None else f"{silence:.1f}s"
@@ -465,6 +480,10 @@ def summary_lines(watcher: Watcher) -> list[str]:
                f"{summ['stalled']} stalled, {summ['unresolved']} unresolved, {summ['disconnected']} "
                f"disconnected, {summ['recovered']} recovered; {len(open_rows)} still open "
                f"({open_stalled} of them stalled)")
+    retired = int(summ["episodes"]) - len(kept)  # type: ignore[call-overload]
+    if retired > 0:
+        out.append(f"note: {retired} older closed episode(s) not listed (only the newest "
+                   f"{watcher.options.keep_closed} per input are kept); the counts include them")
     for note in summ.get("notes") or []:
         out.append("note: " + printable(note, 400))
     return out
