@@ -288,6 +288,8 @@ def _parse_json(line: str, depth: int) -> Record:
             inner.time = parse_iso(obj["time"])
         inner.parsed = True
         return inner
+    if "MESSAGE" in obj and "message" not in obj and depth < 3:  # `journalctl -o json`
+        return _journald_json(obj, depth)
     message = obj.get("message", obj.get("msg", ""))
     rec = Record(str(message))
     stamp = obj.get("timestamp") or obj.get("time") or obj.get("ts")
@@ -299,6 +301,23 @@ def _parse_json(line: str, depth: int) -> Record:
     rec.target = obj.get("name") or obj.get("logger")
     _apply_fields(rec, obj)
     return split_forwarded(rec)
+
+
+def _journald_json(obj: dict[str, object], depth: int) -> Record:
+    """A journal entry: MESSAGE is the program's own line (a str, or a byte list when not UTF-8); the
+    time is __REALTIME_TIMESTAMP (µs since the epoch, UTC) unless the inner line has a full date."""
+    raw = obj["MESSAGE"]
+    if isinstance(raw, list):
+        raw = bytes(b for b in raw if isinstance(b, int) and 0 <= b < 256).decode("utf-8", "replace")
+    inner = _parse(str(raw).rstrip("\n"), depth + 1)
+    stamp = obj.get("__REALTIME_TIMESTAMP")
+    if inner.time is None and isinstance(stamp, str) and stamp.isdigit():
+        inner.time = datetime.fromtimestamp(int(stamp) / 1e6, UTC)
+    unit = obj.get("_SYSTEMD_UNIT") or obj.get("SYSLOG_IDENTIFIER")
+    if isinstance(unit, str):
+        inner.svc = inner.svc or unit
+    inner.parsed = True
+    return inner
 
 
 def _apply_fields(rec: Record, obj: dict[str, object]) -> None:
