@@ -161,7 +161,7 @@ class AlertmanagerHook:
 
     # -- EpisodeHook -------------------------------------------------------------------------------
     def on_alert(self, episode: Episode, record: dict[str, Any]) -> None:
-        state = open_state(episode) if episode.stalled else "stalled"
+        state = "ghost" if episode.outcome == "gave_up" else "stalled"
         alert = AmAlert(self.labels_for(episode, state),
                         self.annotations_for(episode, record, state, record.get("silence_s")), time.time())
         with self._lock:
@@ -194,8 +194,11 @@ class AlertmanagerHook:
             if entry is None:
                 continue
             old_state, old = entry
-            state = open_state(ep)      # an alerted episode stays stalled: "stalled" or "ghost"
-            silence = ep.current_silence(watcher.estimated_log_now(ep.file, mono_now))
+            log_now = watcher.estimated_log_now(ep.file, mono_now)
+            state = open_state(ep, log_now, watcher.options.scan.window)   # alerted: "stalled" or "ghost"
+            if old_state == "ghost" and ep.outcome == "gave_up":
+                state = "ghost"         # fired as a ghost: stays one until something follows the give-up
+            silence = ep.current_silence(log_now)
             record = ep.to_dict()
             if state != old_state:
                 # A new alertname is a new alert: resolve the stall, fire the ghost.

@@ -102,8 +102,9 @@ class WatchMetrics:
         wall_now = time.time()
         states = dict.fromkeys(OPEN_STATES, 0)
         longest = 0.0
+        window = watcher.options.scan.window
         for ep, silence, _open_s, _alerted in watcher.open_rows():
-            states[open_state(ep)] += 1
+            states[open_state(ep, watcher.estimated_log_now(ep.file, mono_now), window)] += 1
             if silence is not None:
                 longest = max(longest, silence)
         lag: dict[str, float] = {}
