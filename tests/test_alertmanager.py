@@ -71,7 +71,8 @@ def test_live_stall_is_an_active_alert_with_its_labels_re_sent_while_open_and_re
                                "room": "room-fleet", "participant": "agent-AJ_fleet1",
                                "instance": socket.gethostname(), "severity": "critical", "cluster": "test-eu"}
     notes = alert["annotations"]
-    assert notes["summary"].startswith("ALERT stalled <stdin>:2 [job:AJ_fleet1 room=room-fleet] no progress for")
+    assert notes["summary"].startswith(
+        "ALERT stalled <stdin>:2 [job:AJ_fleet1 room=room-fleet] no progress for")
     assert re.fullmatch(r"\d+\.\ds", notes["silence"])
     assert "resuming connection... attempt: 0" in notes["evidence"]
     fingerprint, first_end = alert["fingerprint"], _iso(alert["endsAt"])
@@ -94,7 +95,8 @@ def test_live_stall_is_an_active_alert_with_its_labels_re_sent_while_open_and_re
     assert "shut down with 1 resolution(s) undelivered" in dead_reports[-1], w.stderr
 
 
-def test_a_stall_that_ends_in_a_give_up_becomes_a_ghost_room_alert(alertmanager: Alertmanager, watches) -> None:
+def test_a_stall_that_ends_in_a_give_up_becomes_a_ghost_room_alert(alertmanager: Alertmanager,
+                                                                    watches) -> None:
     w = watches("--window", "2s", "--alertmanager", alertmanager.url, "--alertmanager-resend", "1s",
                 "--metrics", "127.0.0.1:0")
     w.write(agents("job running", level="INFO"), agents(CLOSE), agents(ATTEMPT, level="ERROR"))

@@ -92,6 +92,8 @@ _MONTHS = {m: i for i, m in enumerate(
 # ---- wrappers (peeled before the record formats) ------------------------------------------------
 
 _CRI = re.compile(rf"^({_ISO_RX}) (?:stdout|stderr) ([FP]) ?(.*)$")
+# `kubectl logs --timestamps` / `docker logs -t`: "<RFC 3339 nano time> <the program's line>"
+_TS_PREFIX = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) ([{\[0-9].*)$")
 _COMPOSE = re.compile(r"^([A-Za-z][\w.-]*)\s+\| ?(.*)$")
 _JOURNALD = re.compile(
     r"^(?:([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d(?:\.\d+)?)|(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?"
@@ -175,6 +177,13 @@ def _parse_digit_start(line: str, depth: int) -> Record:
             if inner.time is None and inner.time_of_day is None:
                 inner.time = parse_iso(m.group(1))
             return inner
+        m = _TS_PREFIX.match(line)
+        if m:
+            inner = _parse(m.group(2), depth + 1)
+            if inner.parsed:
+                if inner.time is None:
+                    inner.time = parse_iso(m.group(1))
+                return inner
     m = _TRACING.match(line)
     if m and "T" in m.group(1):
         return split_forwarded(Record(m.group(4), time=parse_iso(m.group(1)),
