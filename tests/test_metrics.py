@@ -98,21 +98,25 @@ def test_metrics_follow_the_episodes_and_pass_promtool(watches) -> None:
     assert w.stop() == 1
 
 
-def test_a_real_prometheus_scrapes_a_watcher_and_fires_the_shipped_stall_rule(tmp_path: Path, watches) -> None:
+def test_a_real_prometheus_scrapes_a_watcher_and_fires_the_shipped_stall_rule(tmp_path: Path,
+                                                                               watches) -> None:
     prometheus = need(PROMETHEUS, "prometheus")
     port, prom_port = free_port(), free_port()
     w = watches("--window", "2s", "--metrics", f"127.0.0.1:{port}")
     rules = tmp_path / "lkwedge-rules.yml"
     # The shipped rules, with the `for:` hold shortened so the test takes seconds, not a minute.
-    rules.write_text((ROOT / "deploy/prometheus/lkwedge-rules.yml").read_text().replace("for: 30s", "for: 1s"))
+    shipped = (ROOT / "deploy/prometheus/lkwedge-rules.yml").read_text()
+    rules.write_text(shipped.replace("for: 30s", "for: 1s"))
     cfg = tmp_path / "prometheus.yml"
     cfg.write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
         "rule_files: [lkwedge-rules.yml]\n"
-        f"scrape_configs:\n  - job_name: lkwedge\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n")
+        "scrape_configs:\n  - job_name: lkwedge\n    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{port}']\n")
     log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([prometheus, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                             f"--web.listen-address=127.0.0.1:{prom_port}"], stdout=log, stderr=subprocess.STDOUT)
+                             f"--web.listen-address=127.0.0.1:{prom_port}"],
+                            stdout=log, stderr=subprocess.STDOUT)
     api = f"http://127.0.0.1:{prom_port}/api/v1"
 
     def query(q: str) -> list[dict]:
@@ -160,4 +164,5 @@ def test_metrics_port_in_use_is_a_one_line_error() -> None:
         r = subprocess.run([sys.executable, "-m", "lkwedge", "watch", "--metrics", f"127.0.0.1:{port}", "-"],
                            input="", capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, r.stderr
-    assert r.stderr.strip().splitlines()[-1].startswith(f"lkwedge: error: --metrics 127.0.0.1:{port}: cannot listen")
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"lkwedge: error: --metrics 127.0.0.1:{port}: cannot listen"), r.stderr
