@@ -85,6 +85,7 @@ def start_fleet(fleet: dict[str, Any], evict_kwargs: dict[str, Any], view: View,
         targets = TargetOptions(room=evict_kwargs["room"], identity=evict_kwargs["identity"],
                                 identity_template=template)
         static = dict(fleet["labels"])
-        hooks.append(AlertmanagerHook(fleet["urls"], on_error=view.error, resend=fleet["resend"],
-                                      instance=static.pop("instance", None), labels=static, targets=targets))
+        hooks.append(AlertmanagerHook(fleet["urls"], on_error=view.error, on_info=view.info,
+                                      resend=fleet["resend"], instance=static.pop("instance", None),
+                                      labels=static, targets=targets))
     return watch_metrics

@@ -78,19 +78,26 @@ def parse_label(text: str) -> tuple[str, str]:
     return key, value
 
 
+def clean(text: object, limit: int = MAX_LABEL_VALUE) -> str:
+    """Inert, valid UTF-8 text for a label or annotation: control characters escaped (log text is
+    untrusted) and undecodable file-name bytes (surrogate escapes) shown as backslash escapes."""
+    return printable(str(text).encode("utf-8", "backslashreplace").decode("utf-8"), limit)
+
+
 def _value(text: object) -> str:
-    return printable(text, MAX_LABEL_VALUE)
+    return clean(text, MAX_LABEL_VALUE)
 
 
 def alerts_url(url: str) -> str:
     """The v2 alerts endpoint under an Alertmanager base URL (a path prefix such as /alertmanager is kept)."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL: {printable(url, 200)}")
+        # Never echo the URL: it may carry basic-auth credentials.
+        raise ValueError(f"not an http(s) URL with a host (scheme {printable(parts.scheme or 'none', 20)!r})")
     try:
         parts.port  # noqa: B018  (raises ValueError on a bad port)
     except ValueError:
-        raise ValueError(f"bad port in {printable(url, 200)}") from None
+        raise ValueError(f"bad port in the URL for {printable(parts.hostname, 100)}") from None
     path = parts.path.rstrip("/")
     if not path.endswith("/api/v2/alerts"):
         path += "/api/v2/alerts"
@@ -109,7 +116,7 @@ class AlertmanagerHook:
     def __init__(self, urls: Sequence[str], *, on_error: ErrorCallback, resend: float = 60.0,
                  instance: str | None = None, labels: Mapping[str, str] | None = None,
                  targets: TargetOptions | None = None, timeout: float = 5.0,
-                 max_backoff: float = 30.0) -> None:
+                 max_backoff: float = 30.0, on_info: ErrorCallback | None = None) -> None:
         from lkwedge.act.targets import TargetOptions
 
         if resend <= 0:
@@ -119,6 +126,7 @@ class AlertmanagerHook:
                        **{k: _value(v) for k, v in (labels or {}).items()}}
         self.targets = targets or TargetOptions()
         self.on_error = on_error
+        self.on_info = on_info or on_error
         self._lock = threading.Lock()
         self._firing: dict[str, tuple[str, AmAlert]] = {}     # episode id -> (state, alert)
         self.workers = [_Worker(self, alerts_url(u), timeout, max_backoff) for u in urls]
@@ -149,12 +157,12 @@ class AlertmanagerHook:
         line = format_console("alert", rec, time.time()).split(" ", 1)[1]   # drop the wall-clock stamp
         if state == "ghost":
             line = "ghost room (the SDK gave up and no disconnect followed): " + line
-        evidence = [f"line {ev.line}: {printable(ev.text, 300)}" for ev in episode.evidence[-EVIDENCE_LINES:]]
+        evidence = [f"line {ev.line}: {clean(ev.text, 300)}" for ev in episode.evidence[-EVIDENCE_LINES:]]
         notes = {
-            "summary": printable(line, 1000),
+            "summary": clean(line, 1000),
             "silence": "unknown (no timestamps)" if silence is None else f"{silence:.1f}s",
             "evidence": "\n".join(evidence),
-            "episode": printable(episode.id, 300),
+            "episode": clean(episode.id, 300),
             "log_start": str(record.get("start") or ""),
         }
         return {k: v for k, v in notes.items() if v}
@@ -180,7 +188,7 @@ class AlertmanagerHook:
         outage = record.get("outage_s", record.get("silence_s"))
         where = f" at line {episode.evidence[-1].line}" if episode.evidence else ""
         after = f" after an outage of {outage:.1f}s" if isinstance(outage, int | float) else ""
-        notes["resolution"] = printable(f"{record.get('outcome') or episode.verdict}{where}{after}", 300)
+        notes["resolution"] = clean(f"{record.get('outcome') or episode.verdict}{where}{after}", 300)
         self._resolve(replace(alert, annotations=notes, ends_at=time.time()))
 
     def on_tick(self, watcher: Watcher, mono_now: float) -> None:
@@ -294,7 +302,7 @@ class _Worker:
                 continue
             try:
                 self._send(firing, resolved)
-            except _Failure as e:
+            except Exception as e:      # _Failure, or a bug: never let the worker thread die
                 backoff = min(max(backoff * 2, 0.5), self.max_backoff)
                 next_send = time.monotonic() + backoff
                 self._report(str(e))
@@ -304,7 +312,7 @@ class _Worker:
                     if self.resolved and self.resolved[0] is alert:
                         self.resolved.popleft()
             if self.failures:
-                self.hook.on_error(f"alertmanager {_shown(self.url)}: delivered again after "
+                self.hook.on_info(f"alertmanager {_shown(self.url)}: delivered again after "
                                    f"{self.failures} failed attempt(s)")
                 self.failures = 0
             backoff = 0.0

@@ -29,8 +29,8 @@ from prometheus_client.registry import Collector
 
 from lkwedge.detect.episodes import VERDICTS, Episode
 from lkwedge.errors import InputError
+from lkwedge.live.alertmanager import clean
 from lkwedge.live.states import OPEN_STATES, open_state
-from lkwedge.safe import printable
 
 if TYPE_CHECKING:
     from lkwedge.live.watch import Watcher
@@ -110,7 +110,7 @@ class WatchMetrics:
         lag: dict[str, float] = {}
         last_line: dict[str, float] = {}
         for name, src in list(watcher.sources.items()):
-            label = printable(name, 200)
+            label = clean(name, 200)
             est = src.lag.log_now(mono_now, watcher.options.max_lag)
             if est is not None:
                 lag[label] = max(0.0, wall_now - est.timestamp())
@@ -205,7 +205,7 @@ def parse_listen(value: str) -> tuple[str, int]:
     """"HOST:PORT", ":PORT" (all interfaces) or "[v6]:PORT" -> (host, port); ValueError with the reason."""
     host, sep, port_text = value.rpartition(":")
     if not sep or not port_text.isdigit():
-        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:9464 or :9464), got {value!r}")
+        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:9471 or :9471), got {value!r}")
     port = int(port_text)
     if port > 65535:
         raise ValueError(f"port {port} is out of range (0-65535)")
