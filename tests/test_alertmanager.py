@@ -139,3 +139,22 @@ def test_the_same_wedge_seen_by_a_restarted_watcher_is_the_same_alert(tmp_path: 
     assert alerts[0]["startsAt"] == alert["startsAt"]        # Alertmanager merged it into the same alert
     assert _iso(alerts[0]["updatedAt"]) > _iso(alert["updatedAt"])
     second.stop()
+
+
+def test_a_job_that_wedges_again_right_after_recovering_fires_a_new_alert(alertmanager: Alertmanager,
+                                                                          watches) -> None:
+    w = watches("--window", "2s", "--alertmanager", alertmanager.url, "--alertmanager-resend", "1s")
+    w.write(agents("job running", level="INFO"), agents(CLOSE), agents(ATTEMPT, level="ERROR"))
+    (first,) = wait_for(lambda: alertmanager.active(), 5) or [None]
+    assert first is not None, w.stderr
+    # Recovered, and at once a new reconnect of the same job that wedges too: same labels, new alert.
+    w.write(agents(RECOVERED, level="INFO"), agents(CLOSE), agents(ATTEMPT, level="ERROR"))
+    assert wait_for(lambda: not alertmanager.active(), 2), alertmanager.alerts()
+    (second,) = wait_for(lambda: alertmanager.active(), 5) or [None]
+    assert second is not None, w.stdout + w.stderr
+    assert second["fingerprint"] == first["fingerprint"]
+    assert _iso(second["startsAt"]) > _iso(first["startsAt"])
+    assert "<stdin>:5" in second["annotations"]["episode"]
+    time.sleep(1.5)                                   # re-sends keep it firing
+    assert alertmanager.active()
+    w.stop()

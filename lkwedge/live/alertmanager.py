@@ -340,7 +340,10 @@ class _Worker:
 
     def _send(self, firing: list[AmAlert], resolved: list[AmAlert]) -> None:
         ends_at = time.time() + 4 * self.hook.resend
-        items = [a.payload(ends_at) for a in firing] + [a.payload(ends_at) for a in resolved]
+        # Resolutions first: when a job wedges again right after its last wedge ended, both alerts have the
+        # same labels; Alertmanager must see the old one end before the new one starts, or it would merge
+        # the new firing alert into the old one and then apply the old one's end to it.
+        items = [a.payload(ends_at) for a in resolved] + [a.payload(ends_at) for a in firing]
         for i in range(0, len(items), BATCH):
             self._post(json.dumps(items[i:i + BATCH], ensure_ascii=False).encode())
 
