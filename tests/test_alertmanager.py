@@ -158,3 +158,26 @@ def test_a_job_that_wedges_again_right_after_recovering_fires_a_new_alert(alertm
     time.sleep(1.5)                                   # re-sends keep it firing
     assert alertmanager.active()
     w.stop()
+
+
+def test_log_text_in_labels_and_annotations_is_inert_and_valid_utf8() -> None:
+    """Room names, job ids and evidence come from untrusted log text (and file names may not be UTF-8)."""
+    import json
+
+    from lkwedge.detect.episodes import Episode, Evidence
+    from lkwedge.live.alertmanager import AlertmanagerHook
+
+    hook = AlertmanagerHook([], on_error=lambda msg: None, instance="h1")
+    name = "/var/log/\udcffagent.log"            # a file name that is not UTF-8 (surrogate-escaped)
+    ep = Episode(id=f"{name}:7", file=name, line=7, key="job:AJ\x1b[2J",
+                 job="AJ\x1b[2J", room="room\n\x1b]0;owned\x07", stalled=True, outcome="escalated",
+                 evidence=[Evidence(7, None, "trigger", "received session close \x1b[31mred\u2028x")])
+    labels = hook.labels_for(ep, "stalled")
+    notes = hook.annotations_for(ep, ep.to_dict() | {"silence_s": 21.0}, "stalled", 21.0)
+    assert labels["job_id"] == "AJ\\x1b[2J" and labels["room"] == "room\\x0a\\x1b]0;owned\\x07"
+    assert labels["participant"] == "agent-AJ\\x1b[2J"
+    body = json.dumps([labels, notes], ensure_ascii=False).encode("utf-8")      # no surrogates left
+    assert b"\x1b" not in body and b"\x07" not in body
+    assert "line 7: received session close \\x1b[31mred\\x2028x" in notes["evidence"]
+    assert notes["episode"] == "/var/log/\\xffagent.log:7"
+    hook.close(0.1)

@@ -81,7 +81,12 @@ def parse_label(text: str) -> tuple[str, str]:
 def clean(text: object, limit: int = MAX_LABEL_VALUE) -> str:
     """Inert, valid UTF-8 text for a label or annotation: control characters escaped (log text is
     untrusted) and undecodable file-name bytes (surrogate escapes) shown as backslash escapes."""
-    return printable(str(text).encode("utf-8", "backslashreplace").decode("utf-8"), limit)
+    raw = str(text)
+    try:
+        raw = raw.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")   # \udcff -> \xff
+    except UnicodeEncodeError:
+        raw = raw.encode("utf-8", "backslashreplace").decode("utf-8")
+    return printable(raw, limit)
 
 
 def _value(text: object) -> str:
