@@ -54,10 +54,18 @@ def _iso(text: str) -> dt.datetime:
 
 
 def test_live_stall_is_an_active_alert_with_its_labels_re_sent_while_open_and_resolved_on_recovery(
-        alertmanager: Alertmanager, watches) -> None:
-    dead = f"http://127.0.0.1:{free_port()}"        # the HA peer is down: the live one must not wait for it
+        tmp_path: Path, alertmanager: Alertmanager, watches) -> None:
+    peer = Alertmanager(tmp_path, "am-peer")         # both members of an HA pair get every alert
+    dead = f"http://127.0.0.1:{free_port()}"        # a third member is down: the others must not wait for it
+    try:
+        _live_stall(alertmanager, peer, dead, watches)
+    finally:
+        peer.stop()
+
+
+def _live_stall(alertmanager: Alertmanager, peer: Alertmanager, dead: str, watches) -> None:
     w = watches("--window", "2s", "--alertmanager", dead, "--alertmanager", alertmanager.url,
-                "--alertmanager-resend", "1s", "--alert-label", "cluster=test-eu")
+                "--alertmanager", peer.url, "--alertmanager-resend", "1s", "--alert-label", "cluster=test-eu")
     w.write(agents("starting job", level="INFO"))
     time.sleep(0.3)
     t0 = time.monotonic()
@@ -76,6 +84,7 @@ def test_live_stall_is_an_active_alert_with_its_labels_re_sent_while_open_and_re
     assert re.fullmatch(r"\d+\.\ds", notes["silence"])
     assert "resuming connection... attempt: 0" in notes["evidence"]
     fingerprint, first_end = alert["fingerprint"], _iso(alert["endsAt"])
+    assert [a["fingerprint"] for a in wait_for(lambda: peer.active(), 2)] == [fingerprint]
     # endsAt is 4 re-send intervals ahead: without the re-sends Alertmanager would resolve it by now.
     time.sleep(5)
     (again,) = alertmanager.active("LiveKitReconnectStalled")
@@ -88,6 +97,7 @@ def test_live_stall_is_an_active_alert_with_its_labels_re_sent_while_open_and_re
     w.write(agents(RECOVERED, level="INFO"))
     assert wait_for(lambda: not alertmanager.active(), 3), alertmanager.alerts()
     assert time.monotonic() - t1 <= 3
+    assert wait_for(lambda: not peer.active(), 2), peer.alerts()
     assert w.stop() == 1
     dead_reports = [line for line in w.err if dead.removeprefix("http://") in line]
     # Reported once per failure streak, not per retry; and at shutdown, what it never got.
