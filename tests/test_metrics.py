@@ -147,6 +147,7 @@ def test_a_real_prometheus_scrapes_a_watcher_and_fires_the_shipped_stall_rule(tm
     (["--alertmanager", "http://am:9093", "--alert-label", "job_id=x"], "cannot be overridden"),
     (["--alertmanager", "http://am:9093", "--alert-label", "no-equals"], "KEY=VALUE"),
     (["--alert-label", "cluster=eu"], "--alert-label needs --alertmanager"),
+    (["--alertmanager-resend", "10s"], "--alertmanager-resend needs --alertmanager"),
     (["--alertmanager", "http://am:9093", "--alertmanager-resend", "0"], "more than 0"),
 ])
 def test_bad_fleet_options_exit_2_with_one_line(args: list[str], message: str) -> None:

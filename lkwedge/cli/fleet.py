@@ -62,7 +62,11 @@ def check_fleet_options(metrics: str | None, urls: tuple[str, ...], resend: floa
         static[key] = value
     if static and not urls:
         raise click.UsageError("--alert-label needs --alertmanager")
-    return {"listen": listen, "urls": urls, "resend": resend, "labels": static}
+    ctx = click.get_current_context(silent=True)
+    if (not urls and ctx is not None
+            and ctx.get_parameter_source("alertmanager_resend") is click.core.ParameterSource.COMMANDLINE):
+        raise click.UsageError("--alertmanager-resend needs --alertmanager")
+    return {"listen": listen, "urls": tuple(dict.fromkeys(urls)), "resend": resend, "labels": static}
 
 
 def start_fleet(fleet: dict[str, Any], evict_kwargs: dict[str, Any], view: View,

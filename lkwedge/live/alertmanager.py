@@ -134,7 +134,8 @@ class AlertmanagerHook:
         self.on_info = on_info or on_error
         self._lock = threading.Lock()
         self._firing: dict[str, tuple[str, AmAlert]] = {}     # episode id -> (state, alert)
-        self.workers = [_Worker(self, alerts_url(u), timeout, max_backoff) for u in urls]
+        # Retries never wait longer than a re-send interval, so an alert cannot expire between them.
+        self.workers = [_Worker(self, alerts_url(u), timeout, min(max_backoff, resend)) for u in urls]
         for w in self.workers:
             w.start()
 
