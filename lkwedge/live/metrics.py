@@ -70,8 +70,8 @@ class WatchMetrics:
                                 registry=reg)
         self.evictions = Counter("lkwedge_evictions", "Eviction attempts (watch --evict), by result.",
                                  ["result"], registry=reg)
-        for verdict in VERDICTS:
-            self.episodes.labels(verdict)
+        # Children made once: labels() per closed episode would cost more than the rest of the hook.
+        self._by_verdict = {verdict: self.episodes.labels(verdict) for verdict in VERDICTS}
         for result in EVICTION_RESULTS:
             self.evictions.labels(result)
         self.started_wall = time.time()
@@ -88,7 +88,8 @@ class WatchMetrics:
             self._alerted.add(episode.id)
 
     def on_closed(self, episode: Episode, record: dict[str, Any]) -> None:
-        self.episodes.labels(episode.verdict).inc()
+        child = self._by_verdict.get(episode.verdict) or self.episodes.labels(episode.verdict)
+        child.inc()
         with self._lock:
             alerted = episode.id in self._alerted
             self._alerted.discard(episode.id)
