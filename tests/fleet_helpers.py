@@ -83,8 +83,8 @@ def wait_for(pred: Callable[[], Any], timeout: float, step: float = 0.05) -> Any
 class Watch:
     """`python -m lkwedge watch ARGS` with a pipe on stdin; stdout/stderr collected as they arrive."""
 
-    def __init__(self, *args: str) -> None:
-        env = {**os.environ, "COLUMNS": "400"}
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        env = {**os.environ, "COLUMNS": "400", **(env or {})}
         self.proc = subprocess.Popen([sys.executable, "-m", "lkwedge", "watch", *args], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         self.out: list[str] = []

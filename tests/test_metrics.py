@@ -139,6 +139,25 @@ def test_a_real_prometheus_scrapes_a_watcher_and_fires_the_shipped_stall_rule(tm
     w.stop()
 
 
+def test_evictions_are_counted_by_result() -> None:
+    from lkwedge.testing import FakeRoomService
+
+    key, secret = "devkey", "a-long-enough-test-secret-0123456789"
+    with FakeRoomService(api_key=key, api_secret=secret) as fake:
+        fake.add_room("room-fleet", participants=["agent-AJ_fleet1"])
+        w = Watch("--window", "1s", "--evict", "--metrics", "127.0.0.1:0",
+                  env={"LIVEKIT_URL": fake.url, "LIVEKIT_API_KEY": key, "LIVEKIT_API_SECRET": secret})
+        try:
+            w.write(agents("job running", level="INFO"), agents(CLOSE), agents(ATTEMPT, level="ERROR"))
+            text = wait_for(lambda: (t := scrape(w)) and
+                            metric_value(t, "lkwedge_evictions_total", 'result="evicted"') == 1 and t, 8)
+            assert text, w.stderr + scrape(w)
+            assert metric_value(text, "lkwedge_evictions_total", 'result="failed"') == 0
+            assert len(fake.calls) == 1
+        finally:
+            w.stop()
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--metrics", "nonsense"], "--metrics"),
     (["--metrics", "127.0.0.1:70000"], "out of range"),
