@@ -9,6 +9,7 @@ whatever happens afterwards; the eventual outcome is still recorded.
 
 from __future__ import annotations
 
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -108,12 +109,17 @@ Listener = Callable[[str, Episode], None]
 
 
 class EpisodeBook:
-    def __init__(self, file: str, window: float, listener: Listener | None = None) -> None:
+    """keep_closed: None keeps every closed episode (scan, watch --once); N keeps only the newest N so a
+    watcher running for days holds counts, not objects (`verdicts` counts every closed episode)."""
+
+    def __init__(self, file: str, window: float, listener: Listener | None = None,
+                 keep_closed: int | None = None) -> None:
         self.file = file
         self.window = window
         self.listener = listener
         self.open: dict[str, Episode] = {}
-        self.closed: list[Episode] = []
+        self.closed: list[Episode] | deque[Episode] = [] if keep_closed is None else deque(maxlen=keep_closed)
+        self.verdicts: Counter[str] = Counter()
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -261,6 +267,7 @@ class EpisodeBook:
         episode.note = explain(episode, self.window)
         self.open.pop(episode.key, None)
         self.closed.append(episode)
+        self.verdicts[verdict] += 1
         self._emit("closed", episode)
 
     def _emit(self, event: str, episode: Episode) -> None:
