@@ -16,7 +16,8 @@ from lkwedge.cli.common import input_options, run_guarded, scan_options_from
 from lkwedge.durations import DURATION
 from lkwedge.errors import InputError
 from lkwedge.live.sinks import CommandSink, Fanout, JsonlSink, Sink, WebhookSink
-from lkwedge.live.watch import EpisodeHook, LiveView, PlainView, View, Watcher, WatchOptions, summary_lines
+from lkwedge.live.view import LiveView, PlainView, View, summary_lines
+from lkwedge.live.watch import EpisodeHook, Watcher, WatchOptions
 
 EVICT_OPTIONS = ("room", "identity", "identity_template", "max_evictions", "revoke_token", "audit")
 
@@ -164,12 +165,13 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
         code = watcher.run()
     finally:
         # Our handlers stay in place while the sinks drain (bounded), so a second Ctrl-C is harmless.
-        view.close()
+        # The console closes last: what the sinks report while draining must still be shown.
         fan.close(timeout=3.0)
         for hook in watcher.hooks:
             close = getattr(hook, "close", None)
             if callable(close):
                 close()
+        view.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     out = err if to_stdout_json else sys.stdout
