@@ -12,6 +12,7 @@ and counted; the alert sinks get every event regardless.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import queue
 import threading
@@ -111,10 +112,8 @@ class PlainView:
         if self._closed:
             return
         self._closed = True
-        try:
+        with contextlib.suppress(queue.Full):
             self._q.put(None, timeout=CLOSE_TIMEOUT)
-        except queue.Full:
-            pass
         self._thread.join(CLOSE_TIMEOUT)
         if self._dropped:
             self._write_now(self.err, [f"lkwedge: the console could not keep up: {self._dropped} line(s) "
@@ -267,10 +266,8 @@ class LiveView(PlainView):
         from rich.console import Group
         from rich.text import Text
 
-        try:
+        with contextlib.suppress(Exception):
             self.live.start()
-        except Exception:
-            pass
         try:
             while True:
                 lines, stop = self._take(self._period)
@@ -288,10 +285,8 @@ class LiveView(PlainView):
             self._broken.add(id(self.out))
             super()._run()
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 self.live.stop()
-            except Exception:
-                pass
 
 
 # -- summary ----------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from lkwedge.live.follow import STDIN_NAME, Follower, LineEvent, Notice
 from lkwedge.live.sinks import ErrorCallback, Sink
 
 if TYPE_CHECKING:
-    from lkwedge.live.view import View     # the console views live in view.py
+    from lkwedge.live.view import View  # the console views live in view.py
 
 LAG_HORIZON = 60.0      # seconds of arrivals (counted back from the newest) that make "recent"
 LAG_SAMPLES = 512
