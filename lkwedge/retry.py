@@ -6,10 +6,10 @@ and when to give up (a deadline counted from the first try, and optionally a num
 Time comes from a `Clock`, so tests run the whole schedule on virtual time (`VirtualClock`).
 
     policy = RetryPolicy(first_delay=0.5, max_delay=8, deadline=30)
-    result = deliver(send_once, policy)                 # threads
+    result = deliver(send_once, policy, stop_event)     # threads
     result = await adeliver(send_once_async, policy)    # asyncio (the evictor)
 
-`send_once()` returns a value on success and raises `Failure(message, retry=bool)` otherwise; any
+`send_once(attempts)` returns a value on success and raises `Failure(message, retry=bool)` otherwise; any
 other exception is a bug in the sender and propagates.  When the policy gives up, `GaveUp` is raised
 carrying the last failure's message, the number of tries and the time spent.
 """
@@ -164,14 +164,14 @@ class Attempts:
         return wait
 
 
-def deliver(send: Callable[[], T], policy: RetryPolicy, stop: threading.Event | None = None) -> T:
-    """Call `send` until it succeeds or the policy gives up (GaveUp).  Setting `stop` cuts a back-off
-    wait short and gives up with why="stopped" (shutdown)."""
+def deliver(send: Callable[[Attempts], T], policy: RetryPolicy, stop: threading.Event | None = None) -> T:
+    """Call `send` until it succeeds or the policy gives up (GaveUp).  `send` gets the Attempts (for
+    `remaining()`).  Setting `stop` cuts a back-off wait short and gives up with why="stopped"."""
     att = policy.start()
     while True:
         att.tried()
         try:
-            return send()
+            return send(att)
         except Failure as f:
             wait = att.failed(f)
             if policy.clock.sleep(wait, stop):

@@ -132,7 +132,7 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
             except OSError as e:
                 raise InputError(f"cannot write {jsonl}: {e.strerror or e}") from None
         if argv is not None:
-            sinks.append(CommandSink(argv, view.error))
+            sinks.append(CommandSink(argv, view.error, on_output=view.info))
         if webhook is not None:
             try:
                 sinks.append(WebhookSink(webhook, view.error))
