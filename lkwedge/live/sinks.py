@@ -199,7 +199,7 @@ class CommandSink:
         self.argv = list(argv)
         self.name = printable(self.argv[0], 100)
         self.on_error = on_error
-        self.on_output = on_output or _stderr_error
+        self.on_output = on_output if on_output is not None else _stderr_error
         self.timeout = timeout
         self.output_cap = output_cap
         self._lock = threading.Lock()

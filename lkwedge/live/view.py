@@ -229,6 +229,20 @@ def panel(snap: PanelSnapshot) -> Any:
     return Panel(body, title=Text(title), title_align="left")
 
 
+class _Lines:
+    """Already escaped lines (safe.printable: no control characters) as Rich segments, one per line."""
+
+    def __init__(self, items: list[tuple[str, Any]]) -> None:
+        self.items = items
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.segment import Segment
+
+        for text, style in self.items:
+            yield Segment(text, style)
+            yield Segment.line()
+
+
 _STYLE = {"alert": "bold red", "resolved": "green", "notice": "dim", "error": "yellow", "info": "dim"}
 
 
@@ -262,19 +276,20 @@ class LiveView(PlainView):
             height = 24
         self._snap = self._snapshotter(watcher, max(3, height - 8))
 
-    def _run(self) -> None:
-        from rich.console import Group
-        from rich.text import Text
+    def _style(self, kind: str) -> Any:
+        return self.console.get_style(_STYLE.get(kind, "none"))
 
+    def _run(self) -> None:
         with contextlib.suppress(Exception):
             self.live.start()
         try:
             while True:
                 lines, stop = self._take(self._period)
                 if lines:
-                    # One print for the whole batch: Rich redraws the panel once per print.
-                    self.live.console.print(Group(*(Text(ln.text, style=_STYLE.get(ln.kind, ""))
-                                                    for ln in lines)), soft_wrap=True)
+                    # One print for the whole batch (Rich redraws the panel once per print), as ready-made
+                    # segments: laying out thousands of Text objects would take a second (issue 9).
+                    self.live.console.print(_Lines([(ln.text, self._style(ln.kind)) for ln in lines]),
+                                            soft_wrap=True)
                 snap, self._snap = self._snap, None
                 if snap is not None and not stop:
                     self.live.update(panel(snap), refresh=True)
