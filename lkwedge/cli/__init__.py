@@ -31,3 +31,6 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="lkwedge")
 def main() -> None:
     """Catch the moment a LiveKit agent's reconnect wedges: scan, watch, evict, check, report."""
+    from lkwedge.cli.pipes import guard_stdout
+
+    guard_stdout()          # `lkwedge ... | head -1`: exit quietly with the results' code (issue 9)

@@ -13,11 +13,14 @@ import click
 
 from lkwedge.cli import main
 from lkwedge.cli.common import input_options, run_guarded, scan_options_from
+from lkwedge.cli.pipes import PipeSafeStdout, watch_reader
 from lkwedge.durations import DURATION
 from lkwedge.errors import InputError
 from lkwedge.live.sinks import CommandSink, Fanout, JsonlSink, Sink, WebhookSink
 from lkwedge.live.view import LiveView, PlainView, View, summary_lines
 from lkwedge.live.watch import EpisodeHook, Watcher, WatchOptions
+from lkwedge.read.sources import describe
+from lkwedge.safe import printable
 
 EVICT_OPTIONS = ("room", "identity", "identity_template", "max_evictions", "revoke_token", "audit")
 
@@ -109,9 +112,9 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
                 continue
             if glob.has_magic(p):
                 if not glob.glob(p):
-                    raise click.UsageError(f"no file matches {p}")
-            elif not Path(p).is_file():
-                raise click.UsageError(f"no such file: {p}")
+                    raise click.UsageError(f"no file matches {printable(p, 300)}")
+            else:
+                run_guarded(lambda p=p: describe(p))      # exactly scan's checks and messages (exit 2)
 
     err = sys.stderr
     to_stdout_json = jsonl == "-"
@@ -158,6 +161,9 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
 
     for sig in previous:
         signal.signal(sig, on_signal)
+    if isinstance(sys.stdout, PipeSafeStdout):
+        sys.stdout.on_broken(watcher.stop)      # `watch | head -1`: our reader left; stop like a filter
+        watch_reader(sys.stdout)
     what = "stdin" if paths == ("-",) else f"{len(paths)} input(s)"
     view.info(f"watching {what} (window {window:g}s, max lag {max_lag:g}s)"
               f"{'' if once else '; Ctrl-C for a summary'}")

@@ -95,7 +95,9 @@ class PlainView:
         self._put(event, format_console(event, record, wall))
 
     def notice(self, notice: Notice) -> None:
-        if _notice_shown(notice):
+        if notice.kind == "error":
+            self._put("error", f"lkwedge: error: {notice_text(notice)}")
+        elif _notice_shown(notice):
             self._put("notice", f"lkwedge: {notice_text(notice)}")
 
     def error(self, msg: str) -> None:

@@ -126,6 +126,7 @@ class Watcher:
         self.states: dict[int, _EpState] = {}
         self.stop_event = threading.Event()
         self.interrupted = False
+        self.input_failed = False
 
     # -- main loop -----------------------------------------------------------------------------------
     def run(self) -> int:
@@ -143,6 +144,9 @@ class Watcher:
                 if now >= next_tick:
                     self._tick(now)
                     next_tick = now + opts.tick
+                if not batch and self.follower.failed and self.follower.finished:
+                    self.input_failed = True    # every input ended and one could not be read: exit 2
+                    break
                 if opts.once and not batch and self.follower.finished:
                     self._finish_all()
                     break
@@ -155,6 +159,8 @@ class Watcher:
         self.stop_event.set()
 
     def exit_code(self) -> int:
+        if self.input_failed:
+            return 2
         stalled = any(ep.verdict == "stalled" for ep in self.detector.episodes())
         return 1 if stalled or any(ep.stalled for ep in self.detector.open_episodes()) else 0
 
