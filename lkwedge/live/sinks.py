@@ -395,9 +395,16 @@ class Fanout:
                 self.on_error(f"{type(s).__name__}: {e}")
 
     def close(self, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        for s in self.sinks:
+        """Close every sink at the same time (each drains its own queue within `timeout`)."""
+        def close_one(sink: Sink) -> None:
             try:
-                s.close(max(0.5, deadline - time.monotonic()))
+                sink.close(timeout)
             except Exception as e:
-                self.on_error(f"{type(s).__name__}: {e}")
+                self.on_error(f"{type(sink).__name__}: {e}")
+
+        threads = [threading.Thread(target=close_one, args=(s,), name="lkwedge-close", daemon=True)
+                   for s in self.sinks]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout + 10.0)
