@@ -224,9 +224,9 @@ def panel(snap: PanelSnapshot) -> Any:
             state = Text(f"alert in {max(0.0, snap.window - row.silence):.1f}s", style="yellow")
         table.add_row(Text(printable(row.where, 80)), Text(printable(row.key, 40)),
                       Text(printable(row.room, 40)), state, Text(f"{row.open_s:.0f}s"))
-    shown = "" if len(snap.rows) == snap.open_count else f" (the {len(snap.rows)} most urgent shown)"
-    title = (f"lkwedge watch: {snap.open_count} open episode(s){shown}, {snap.inputs} input(s), "
-             f"window {snap.window:g}s")
+    shown = "" if len(snap.rows) == snap.open_count else f" ({len(snap.rows)} shown)"
+    title = (f"lkwedge watch: {snap.open_count} open episode(s){shown}, window {snap.window:g}s, "
+             f"{snap.inputs} input(s)")
     body: Any = table if snap.rows else Text("no reconnect in progress", style="dim")
     return Panel(body, title=Text(title), title_align="left")
 
