@@ -92,7 +92,11 @@ class PlainView:
                 self._dropped += 1
 
     def event(self, event: str, record: dict[str, Any], wall: float) -> None:
-        self._put(event, format_console(event, record, wall))
+        try:
+            text = format_console(event, record, wall)
+        except Exception:           # rendering must never reach the watcher: say what we can
+            text = f"{event.upper()} {printable(record.get('id', '?'), 200)}"
+        self._put(event, text)
 
     def notice(self, notice: Notice) -> None:
         if notice.kind == "error":
@@ -262,7 +266,7 @@ class LiveView(PlainView):
         self._snapshotter = snapshotter
         self._snap: PanelSnapshot | None = None     # newest snapshot not drawn yet
         self._next_snap = 0.0
-        self._started = threading.Event()
+        self._snap_failed = False
         super().__init__(console.file, err)
 
     def refresh(self, watcher: Watcher) -> None:
@@ -276,7 +280,12 @@ class LiveView(PlainView):
             height = self.console.size.height
         except Exception:
             height = 24
-        self._snap = self._snapshotter(watcher, max(3, height - 8))
+        try:
+            self._snap = self._snapshotter(watcher, max(3, height - 8))
+        except Exception as e:      # a panel problem must never stop detection: skip this frame
+            if not self._snap_failed:
+                self._snap_failed = True
+                self.error(f"the panel could not be drawn: {type(e).__name__}: {e}")
 
     def _style(self, kind: str) -> Any:
         return self.console.get_style(_STYLE.get(kind, "none"))
@@ -294,7 +303,12 @@ class LiveView(PlainView):
                                             soft_wrap=True)
                 snap, self._snap = self._snap, None
                 if snap is not None and not stop:
-                    self.live.update(panel(snap), refresh=True)
+                    try:
+                        frame = panel(snap)
+                    except Exception:       # skip a frame we cannot lay out; lines still print
+                        frame = None
+                    if frame is not None:
+                        self.live.update(frame, refresh=True)
                 if stop:
                     return
         except Exception:
