@@ -354,3 +354,42 @@ def test_watch_stops_quietly_when_its_reader_leaves(tmp_path: Path) -> None:
             proc.kill()
     assert rc == 1
     assert b"Traceback" not in proc.stderr.read()
+
+
+def test_a_blocked_console_never_delays_the_alert_sinks(tmp_path: Path) -> None:
+    """stdout is a pipe nobody reads (it fills after a few hundred lines): the --jsonl file still gets
+    every alert on time, because the console has its own thread and queue."""
+    window, n = 2.0, 1500
+    alerts = tmp_path / "alerts.jsonl"
+    out_r, out_w = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-m", "lkwedge", "watch", "--window", f"{window:g}s",
+                             "--jsonl", str(alerts)], stdin=subprocess.PIPE, stdout=out_w,
+                            stderr=subprocess.DEVNULL)
+    os.close(out_w)
+    try:
+        time.sleep(1.5)
+        assert proc.stdin is not None
+        t0 = time.monotonic()
+        proc.stdin.write(episodes_text(n, now_utc()).encode())
+        proc.stdin.flush()
+        done_at = None
+        while time.monotonic() - t0 < window + 4:
+            if alerts.exists() and alerts.read_text().count('"event": "alert"') == n:
+                done_at = time.monotonic()
+                break
+            time.sleep(0.05)
+        assert done_at is not None, "not every alert reached the --jsonl sink"
+        assert done_at - t0 <= window + 1.0 + 0.2
+    finally:
+        proc.send_signal(signal.SIGINT)
+        drained = bytearray()
+        while proc.poll() is None or select.select([out_r], [], [], 0)[0]:
+            ready, _, _ = select.select([out_r], [], [], 0.2)
+            if ready:
+                chunk = os.read(out_r, 1 << 16)
+                if not chunk:
+                    break
+                drained.extend(chunk)
+        proc.wait(20)
+        os.close(out_r)
+    assert drained.count(b"ALERT stalled") == n               # and the console caught up in the end
