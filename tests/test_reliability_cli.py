@@ -55,8 +55,9 @@ def slow_hooks():
 
 # -- the panel never delays an alert (item 3) -------------------------------------------------------------
 
-def test_3000_open_episodes_on_a_terminal_every_alert_within_window_plus_1s() -> None:
-    window, n = 2.0, 3000
+def _alerts_on_a_terminal(n: int, window: float) -> tuple[dict[int, float], bytes]:
+    """`lkwedge watch` on a real pty (200x40), n episodes written at once on its stdin: when each
+    "ALERT stalled <stdin>:LINE" reached the terminal, in seconds after the write began."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
     r, w = os.pipe()
@@ -68,6 +69,7 @@ def test_3000_open_episodes_on_a_terminal_every_alert_within_window_plus_1s() ->
     os.close(slave)
     seen: dict[int, float] = {}
     screen = bytearray()
+    t0 = 0.0
 
     def pump(seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -83,26 +85,36 @@ def test_3000_open_episodes_on_a_terminal_every_alert_within_window_plus_1s() ->
             start = max(0, len(screen) - 64)
             screen.extend(data)
             for m in re.finditer(rb"ALERT stalled <stdin>:(\d+) ", screen[start:]):
-                seen.setdefault(int(m.group(1)), now)
+                seen.setdefault(int(m.group(1)), now - t0)
 
     try:
         pump(2.0)
         assert b"lkwedge watch" in screen or b"watching stdin" in screen, bytes(screen[-500:])
         data = episodes_text(n, now_utc()).encode()
         t0 = time.monotonic()
-        writer = threading.Thread(target=os.write, args=(w, data), daemon=True)
-        writer.start()
+        threading.Thread(target=os.write, args=(w, data), daemon=True).start()
         pump(window + 3.0)
-        late = sorted(t - t0 for t in seen.values() if t - t0 > window + 1.0)
-        assert len(seen) == n, f"{len(seen)} of {n} alerts shown"
-        assert late == [], f"{len(late)} alerts later than window + 1 s (worst {late[-1]:.2f} s)"
-        assert b"open episode(s)" in screen                     # the panel was drawn too
     finally:
         os.close(w)
         proc.send_signal(signal.SIGINT)
         pump(1.0)
         proc.wait(15)
         os.close(master)
+    return seen, bytes(screen)
+
+
+def test_3000_open_episodes_on_a_terminal_every_alert_within_window_plus_1s() -> None:
+    window, n = 2.0, 3000
+    # The machine running the suite is shared: one retry absorbs a load spike, never a real delay
+    # (on main, 3000 open episodes put only 58 of 3000 alerts within 40 s).
+    for _attempt in (1, 2):
+        seen, screen = _alerts_on_a_terminal(n, window)
+        late = sorted(t for t in seen.values() if t > window + 1.0)
+        if len(seen) == n and not late:
+            break
+    assert len(seen) == n, f"{len(seen)} of {n} alerts shown"
+    assert late == [], f"{len(late)} alerts later than window + 1 s (worst {late[-1]:.2f} s), twice"
+    assert b"open episode(s)" in screen                         # the panel was drawn too
 
 
 # -- a slow webhook (item 4) --------------------------------------------------------------------------------

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
@@ -64,51 +64,60 @@ def _notice_shown(notice: Notice) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _Line:
-    kind: str           # "alert" | "resolved" | "notice" | "error" | "info"
-    text: str           # already escaped
+    kind: str                               # "alert" | "resolved" | "notice" | "error" | "info"
+    text: str = ""                          # already escaped
+    record: dict[str, Any] | None = None    # an event, formatted on the console thread
+    wall: float = 0.0
+
+    def render(self) -> str:
+        if self.record is None:
+            return self.text
+        try:
+            return format_console(self.kind, self.record, self.wall)
+        except Exception:           # a record we cannot format: say what we can
+            return f"{self.kind.upper()} {printable(self.record.get('id', '?'), 200)}"
 
 
 class PlainView:
     """One plain line per alert/resolution on `out`; notices and errors on `err`.  A console thread
-    does the writing, so a slow or blocked reader of `out` never holds up detection or the sinks."""
+    formats and writes, so a slow or blocked reader of `out` never holds up detection or the sinks:
+    the Watcher's side is one deque append."""
 
     def __init__(self, out: TextIO, err: TextIO, *, max_pending: int = MAX_PENDING_LINES) -> None:
         self.out = out
         self.err = err
-        self._q: queue.Queue[_Line | None] = queue.Queue(maxsize=max_pending)
+        self.max_pending = max_pending
+        self._lines: deque[_Line] = deque()     # append/popleft are atomic: no lock on the hot path
+        self._wake = threading.Event()
         self._dropped = 0
-        self._drop_lock = threading.Lock()
         self._broken: set[int] = set()          # id() of streams whose reader went away
         self._closed = False
+        self._stop = False
         self._thread = threading.Thread(target=self._run, name="lkwedge-console", daemon=True)
         self._thread.start()
 
     # -- called by the Watcher, sinks and the evictor (any thread): never block ----------------------
-    def _put(self, kind: str, text: str) -> None:
-        try:
-            self._q.put_nowait(_Line(kind, text))
-        except queue.Full:
-            with self._drop_lock:
-                self._dropped += 1
+    def _put(self, line: _Line) -> None:
+        if len(self._lines) >= self.max_pending:
+            self._dropped += 1          # approximate under races; only reported as a count
+            return
+        self._lines.append(line)
+        self._wake.set()
 
     def event(self, event: str, record: dict[str, Any], wall: float) -> None:
-        try:
-            text = format_console(event, record, wall)
-        except Exception:           # rendering must never reach the watcher: say what we can
-            text = f"{event.upper()} {printable(record.get('id', '?'), 200)}"
-        self._put(event, text)
+        self._put(_Line(event, record=record, wall=wall))
 
     def notice(self, notice: Notice) -> None:
         if notice.kind == "error":
-            self._put("error", f"lkwedge: error: {notice_text(notice)}")
+            self._put(_Line("error", f"lkwedge: error: {notice_text(notice)}"))
         elif _notice_shown(notice):
-            self._put("notice", f"lkwedge: {notice_text(notice)}")
+            self._put(_Line("notice", f"lkwedge: {notice_text(notice)}"))
 
     def error(self, msg: str) -> None:
-        self._put("error", f"lkwedge: error: {printable(msg, 500)}")
+        self._put(_Line("error", f"lkwedge: error: {printable(msg, 500)}"))
 
     def info(self, msg: str) -> None:
-        self._put("info", f"lkwedge: {printable(msg, 500)}")
+        self._put(_Line("info", f"lkwedge: {printable(msg, 500)}"))
 
     def refresh(self, watcher: Watcher) -> None:
         pass
@@ -118,8 +127,8 @@ class PlainView:
         if self._closed:
             return
         self._closed = True
-        with contextlib.suppress(queue.Full):
-            self._q.put(None, timeout=CLOSE_TIMEOUT)
+        self._stop = True
+        self._wake.set()
         self._thread.join(CLOSE_TIMEOUT)
         if self._dropped:
             self._write_now(self.err, [f"lkwedge: the console could not keep up: {self._dropped} line(s) "
@@ -127,20 +136,15 @@ class PlainView:
 
     # -- the console thread -------------------------------------------------------------------------
     def _take(self, timeout: float | None) -> tuple[list[_Line], bool]:
-        """Everything queued (waiting up to `timeout` for the first); (lines, stop seen)."""
+        """Everything queued (waiting up to `timeout` for something); (lines, stop requested)."""
+        if not self._lines and not self._stop:
+            self._wake.wait(timeout)
+        self._wake.clear()
+        stop = self._stop           # read before draining: nothing queued before close() is lost
         lines: list[_Line] = []
-        try:
-            item = self._q.get(timeout=timeout)
-        except queue.Empty:
-            return lines, False
-        while True:
-            if item is None:
-                return lines, True
-            lines.append(item)
-            try:
-                item = self._q.get_nowait()
-            except queue.Empty:
-                return lines, False
+        while self._lines:
+            lines.append(self._lines.popleft())
+        return lines, stop
 
     def _run(self) -> None:
         while True:
@@ -150,18 +154,18 @@ class PlainView:
                 return
 
     def _show(self, lines: list[_Line]) -> None:
-        out = [ln.text for ln in lines if ln.kind in ("alert", "resolved")]
-        err = [ln.text for ln in lines if ln.kind not in ("alert", "resolved")]
-        if out and err and self.out is self.err:
-            self._write_now(self.out, [ln.text for ln in lines])
+        if self.out is self.err:
+            self._write_now(self.out, [ln.render() for ln in lines])
             return
+        err = [ln.render() for ln in lines if ln.kind not in ("alert", "resolved")]
+        out = [ln.render() for ln in lines if ln.kind in ("alert", "resolved")]
         if err:
             self._write_now(self.err, err)
         if out:
             self._write_now(self.out, out)
 
     def _write_now(self, stream: TextIO, lines: list[str]) -> None:
-        if id(stream) in self._broken:
+        if not lines or id(stream) in self._broken:
             return
         try:
             stream.write("".join(line + "\n" for line in lines))
@@ -299,7 +303,7 @@ class LiveView(PlainView):
                 if lines:
                     # One print for the whole batch (Rich redraws the panel once per print), as ready-made
                     # segments: laying out thousands of Text objects would take a second (issue 9).
-                    self.live.console.print(_Lines([(ln.text, self._style(ln.kind)) for ln in lines]),
+                    self.live.console.print(_Lines([(ln.render(), self._style(ln.kind)) for ln in lines]),
                                             soft_wrap=True)
                 snap, self._snap = self._snap, None
                 if snap is not None and not stop:
