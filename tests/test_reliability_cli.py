@@ -336,7 +336,7 @@ def test_a_closed_stdout_pipe_exits_quietly_with_the_results_code(tmp_path: Path
         (["scan", str(many)], 0), (["scan", "--format", "json", str(many)], 0),
         (["scan", "--format", "jsonl", str(many)], 0), (["scan", str(stall)], 1),
         (["check", str(many)], 0), (["check", str(stall)], 1), (["report", str(many)], 0),
-        (["watch", "--once", "--window", "2s", str(many)], 0),
+        (["watch", "--once", str(many)], 0),
         (["watch", "--once", str(stall)], 1),
         (["evict", "--room", "r1", "--identity", "agent-x", "--dry-run"], 0),
     ]

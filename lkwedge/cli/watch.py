@@ -161,8 +161,10 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
 
     for sig in previous:
         signal.signal(sig, on_signal)
-    if isinstance(sys.stdout, PipeSafeStdout):
-        sys.stdout.on_broken(watcher.stop)      # `watch | head -1`: our reader left; stop like a filter
+    if isinstance(sys.stdout, PipeSafeStdout) and not once:
+        # `watch | head -1`: our reader left; stop like a filter.  (--once finishes its input: its exit
+        # code must be the verdict on all of it.)
+        sys.stdout.on_broken(watcher.stop)
         watch_reader(sys.stdout)
     what = "stdin" if paths == ("-",) else f"{len(paths)} input(s)"
     view.info(f"watching {what} (window {window:g}s, max lag {max_lag:g}s)"
