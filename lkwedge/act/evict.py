@@ -34,7 +34,8 @@ Results (``EvictionResult.result``):
   duplicate     (room, identity) already submitted and not yet released: one eviction per episode
   no_target     the episode has no identity or room (``target.reason_missing``); we never guess
   failed        401/403 (not retried), another 4xx, or 5xx/timeout/refused connection still failing after
-                ``retry_for`` seconds of exponential backoff; ``error`` says which
+                ``retry_for`` seconds of jittered exponential backoff (the shared policy,
+                ``lkwedge.retry``; pass ``clock=`` to run it on virtual time); ``error`` says which
 
 Threading: the livekit-api client is async-only and must be created inside a running loop, so the
 Evictor owns an asyncio loop in a daemon thread; evictions run there concurrently, and detection never
