@@ -405,3 +405,15 @@ def test_a_blocked_console_never_delays_the_alert_sinks(tmp_path: Path) -> None:
         proc.wait(20)
         os.close(out_r)
     assert drained.count(b"ALERT stalled") == n               # and the console caught up in the end
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_on_stdout_is_one_error_line_and_exit_2() -> None:
+    healthy = REPO / "samples" / "agents_json_healthy_resume.log"
+    for args in (["scan"], ["check"], ["report"], ["watch", "--once"]):
+        with open("/dev/full", "w") as full:
+            proc = subprocess.run([sys.executable, "-m", "lkwedge", *args, str(healthy)], stdout=full,
+                                  stderr=subprocess.PIPE, text=True, timeout=120)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert "lkwedge: error: cannot write the output: No space left on device" in proc.stderr, args
+        assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, args

@@ -23,6 +23,7 @@ class PipeSafeStdout:
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self.broken = False
+        self.error: OSError | None = None       # a write error other than a closed pipe
         self._callbacks: list[Callable[[], None]] = []
         self._lock = threading.Lock()
 
@@ -51,7 +52,9 @@ class PipeSafeStdout:
             return self._stream.write(text)
         except BrokenPipeError:
             self._gone()
-            return len(text)
+        except OSError as e:
+            self._failed(e)
+        return len(text)
 
     def flush(self) -> None:
         if self.broken:
@@ -60,6 +63,21 @@ class PipeSafeStdout:
             self._stream.flush()
         except BrokenPipeError:
             self._gone()
+        except OSError as e:
+            self._failed(e)
+
+    def _failed(self, e: OSError) -> None:
+        """Any other write error (a full disk): the results did not get out.  One line and exit 2 from
+        the main thread; from another thread (watch's console) the command checks `error` at exit."""
+        first = self.error is None
+        self.error = e
+        self._gone()
+        if first:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write(f"lkwedge: error: cannot write the output: {e.strerror or e}\n")
+                sys.stderr.flush()
+        if threading.current_thread() is threading.main_thread():
+            raise SystemExit(2)
 
     def writelines(self, lines: Any) -> None:
         for line in lines:

@@ -188,6 +188,8 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
     for line in summary_lines(watcher):
         out.write(line + "\n")
     out.flush()
+    if isinstance(sys.stdout, PipeSafeStdout) and sys.stdout.error is not None:
+        code = 2                                # the alerts could not be written (e.g. a full disk)
     sys.exit(code)
 
 
