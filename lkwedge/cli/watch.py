@@ -185,8 +185,9 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
     out = err if to_stdout_json else sys.stdout
     if watcher.interrupted:
         out.write("lkwedge: stopped; episodes so far:\n")
-    for line in summary_lines(watcher):
-        out.write(line + "\n")
+    if not (watcher.input_failed and not watcher.detector.summary()["lines"]):   # nothing read: as scan
+        for line in summary_lines(watcher):
+            out.write(line + "\n")
     out.flush()
     if isinstance(sys.stdout, PipeSafeStdout) and sys.stdout.error is not None:
         code = 2                                # the alerts could not be written (e.g. a full disk)
