@@ -55,9 +55,10 @@ def slow_hooks():
 
 # -- the panel never delays an alert (item 3) -------------------------------------------------------------
 
-def _alerts_on_a_terminal(n: int, window: float) -> tuple[dict[int, float], bytes]:
+def _alerts_on_a_terminal(n: int, window: float) -> tuple[dict[int, float], bytes, int]:
     """`lkwedge watch` on a real pty (200x40), n episodes written at once on its stdin: when each
-    "ALERT stalled <stdin>:LINE" reached the terminal, in seconds after the write began."""
+    "ALERT stalled <stdin>:LINE" reached the terminal, in seconds after the write began; the screen;
+    and how many panel frames were drawn in the 2 s before the write."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
     r, w = os.pipe()
@@ -90,6 +91,7 @@ def _alerts_on_a_terminal(n: int, window: float) -> tuple[dict[int, float], byte
     try:
         pump(2.0)
         assert b"lkwedge watch" in screen or b"watching stdin" in screen, bytes(screen[-500:])
+        idle_frames = screen.count(b"lkwedge watch:")
         data = episodes_text(n, now_utc()).encode()
         t0 = time.monotonic()
         threading.Thread(target=os.write, args=(w, data), daemon=True).start()
@@ -100,7 +102,7 @@ def _alerts_on_a_terminal(n: int, window: float) -> tuple[dict[int, float], byte
         pump(1.0)
         proc.wait(15)
         os.close(master)
-    return seen, bytes(screen)
+    return seen, bytes(screen), idle_frames
 
 
 def test_3000_open_episodes_on_a_terminal_every_alert_within_window_plus_1s() -> None:
@@ -108,13 +110,14 @@ def test_3000_open_episodes_on_a_terminal_every_alert_within_window_plus_1s() ->
     # The machine running the suite is shared: one retry absorbs a load spike, never a real delay
     # (on main, 3000 open episodes put only 58 of 3000 alerts within 40 s).
     for _attempt in (1, 2):
-        seen, screen = _alerts_on_a_terminal(n, window)
+        seen, screen, idle_frames = _alerts_on_a_terminal(n, window)
         late = sorted(t for t in seen.values() if t > window + 1.0)
         if len(seen) == n and not late:
             break
     assert len(seen) == n, f"{len(seen)} of {n} alerts shown"
     assert late == [], f"{len(late)} alerts later than window + 1 s (worst {late[-1]:.2f} s), twice"
     assert b"open episode(s)" in screen                         # the panel was drawn too
+    assert 1 <= idle_frames <= 2 * 4 + 1                        # at most 4 redraws a second
 
 
 # -- a slow webhook (item 4) --------------------------------------------------------------------------------
