@@ -298,6 +298,7 @@ class Detector:
         stream.last_examined = max(stream.last_examined, lineno)
         if stream.bare is not None and lineno - stream.bare.hit.line > DUP_LINES:
             self._release_bare(stream)
+        before = stream.clock.now
         if record.blank_time and not record.has_time():
             when, rejected = stream.last_record_time, False  # Rich leaves an unchanged time column blank
         else:
@@ -311,7 +312,7 @@ class Detector:
             if match is not None:
                 self._on_match(stream, Hit(match, "", lineno, when, text, record.job, record.pid, record.room,
                                            record.room_id), record)
-        if when is not None and stream.clock.now == when:
+        if when is not None and stream.clock.now == when and when != before:
             stream.book.on_clock(when, lineno, text)
 
     def _move_clock(self, stream: Stream, lineno: int, text: str, when: dt.datetime | None) -> None:
