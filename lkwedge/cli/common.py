@@ -24,13 +24,13 @@ F = TypeVar("F", bound=Callable[..., object])
 def input_options(command: F) -> F:
     """How logs are read: the same options for scan, watch, check and report."""
     options = [
-        click.option("--window", type=DURATION, default="20s", show_default=True,
+        click.option("--window", type=DURATION, default=20.0, show_default="20s",
                      help="Log time without progress after which an episode is stalled."),
         click.option("--date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
                      help="Date for time-only lines when no dated line precedes them."),
         click.option("--tz", default="UTC", show_default=True, metavar="ZONE",
                      help="Zone of timestamps printed without one (UTC, +02:00, Europe/Berlin)."),
-        click.option("--max-jump", type=DURATION, default="1h", show_default=True,
+        click.option("--max-jump", type=DURATION, default=3600.0, show_default="1h",
                      help="A time this far from the log's clock, with no later line agreeing, is a glitch: "
                           "counted, never moving the clock."),
         click.option("--max-line", type=click.IntRange(min=1024), default=DEFAULT_MAX_LINE, show_default=True,

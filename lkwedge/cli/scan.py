@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from lkwedge.cli import main
 from lkwedge.cli.common import input_options, paths_or_stdin, run_guarded, scan_options_from
@@ -38,6 +37,8 @@ def scan_command(paths: tuple[str, ...], window: float, date: object, patterns: 
     elif fmt == "jsonl":
         write_jsonl(result, sys.stdout)
     elif sys.stdout.isatty():
+        from rich.console import Console
+
         write_table(result, Console(highlight=False))
     else:
         write_plain(result, sys.stdout)

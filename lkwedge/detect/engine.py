@@ -142,7 +142,7 @@ class Detector:
             self.feed_block(stream, first_lineno, ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"))
 
     def feed_block(self, stream: Stream, first_lineno: int, block: bytes, start: int = 0,
-                   end: int | None = None) -> int:
+                   end: int | None = None, candidates: list[Candidate] | None = None) -> int:
         """Consecutive complete lines as bytes, each ending in ``\\n``: ``block[start:end]`` (what
         `LineFramer.feed_spans` gives, read in place), numbered from ``first_lineno``. Any cut into
         blocks gives the same answer. Returns the number of lines."""
@@ -157,7 +157,7 @@ class Detector:
             if stream.reading is Reading.UNDECIDED and stream.buffered_lines >= SNIFF_LINES:
                 self.decide(stream)
             return count
-        return self._read(stream, first_lineno, block, start, end)
+        return self._read(stream, first_lineno, block, start, end, candidates)
 
     def decide(self, stream: Stream) -> None:
         """Pick the stream's reading from its first lines (called by itself after SNIFF_LINES lines, at
@@ -266,12 +266,13 @@ class Detector:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _read(self, stream: Stream, first_lineno: int, block: bytes, start: int, end: int) -> int:
+    def _read(self, stream: Stream, first_lineno: int, block: bytes, start: int, end: int,
+              candidates: list[Candidate] | None = None) -> int:
         if stream.reading is Reading.MULTI_LINE:
             lines = split_lines(block[start:end])
             self._read_lines(stream, first_lineno, lines)
             return len(lines)
-        return self._read_block(stream, first_lineno, block, start, end)
+        return self._read_block(stream, first_lineno, block, start, end, candidates)
 
     def _read_lines(self, stream: Stream, first_lineno: int, lines: Sequence[str]) -> None:
         """Records that may span lines: every line is assembled and examined."""
@@ -283,12 +284,13 @@ class Detector:
             for item in stream.assembler.push(lineno, text):
                 self._examine(stream, item.line, item.text, item.record)
 
-    def _read_block(self, stream: Stream, first_lineno: int, buf: bytes, start: int, end: int) -> int:
+    def _read_block(self, stream: Stream, first_lineno: int, buf: bytes, start: int, end: int,
+                    found: list[Candidate] | None = None) -> int:
         """One record per line, ``buf[start:end]`` read in place: examine only the lines holding a
         pattern literal (and the first dated line); count the others, and parse only those whose start
         fits no known shape. Each byte is visited by three passes of C code: the literal automaton,
         the odd-line-start regex and the newline count."""
-        candidates = self.prefilter.candidates(buf, start, end)
+        candidates = self.prefilter.candidates(buf, start, end) if found is None else found
         anchor_at = stream.anchor_line - first_lineno
         anchor = _line_start(buf, start, end, anchor_at) if stream.anchor_line and anchor_at >= 0 else -1
         if anchor >= 0 and all(c.start != anchor for c in candidates):
@@ -313,7 +315,7 @@ class Detector:
             record = parse_line(text)
             if not record.parsed:
                 stream.unparsed[record.reason or "unknown format"] += 1
-            self._examine(stream, lineno, text, record)
+            self._examine(stream, lineno, text, record, candidate.literals)
         count = lineno - first_lineno + buf.count(b"\n", position, end)
         stream.lines += count
         stream.tail.extend(_last_lines(buf, start, end, first_lineno + count))
@@ -345,7 +347,8 @@ class Detector:
 
     # -- one record ------------------------------------------------------------------------------
 
-    def _examine(self, stream: Stream, lineno: int, text: str, record: Record) -> None:
+    def _examine(self, stream: Stream, lineno: int, text: str, record: Record,
+                 literals: set[int] | None = None) -> None:
         stream.last_examined = max(stream.last_examined, lineno)
         if stream.bare is not None and lineno - stream.bare.hit.line > DUP_LINES:
             self._release_bare(stream)
@@ -358,8 +361,8 @@ class Detector:
             stream.book.note_open(f"ignored a clock jump at line {lineno}")
         if when is not None:
             stream.last_record_time = when
-        if self.patterns.is_candidate(record.message):
-            match = self.patterns.match(record.message, record.level)
+        if literals or (literals is None and self.patterns.is_candidate(record.message)):
+            match = self.patterns.match(record.message, record.level, literals)
             if match is not None:
                 self._on_match(stream, Hit(match, "", lineno, when, text, record.job, record.pid, record.room,
                                            record.room_id), record)
@@ -447,8 +450,8 @@ def scan(paths: Sequence[str], options: ScanOptions | None = None,
     done = 0
     for source in inputs:
         stream = detector.stream(source.name, source.mtime)
-        framer = LineFramer(detector.options.max_line)
         lineno = 1
+        framer = LineFramer(detector.options.max_line)
         with open_binary(source.path, source.name) as binary:
             for data in read_chunks(binary, source.name, CHUNK):
                 for buf, start, end in framer.feed_spans(data):
@@ -514,11 +517,12 @@ def _last_lines(buf: bytes, start: int, end: int, end_lineno: int) -> list[tuple
 
 
 def needs_line_by_line(sample: list[str]) -> bool:
-    """Multi-line records (Rich wrapping, CRI partials, display-time lines) need every line."""
+    """Multi-line records (Rich console rows, CRI partials, display-time lines) need every line. Other
+    indented lines (a Python traceback, a pretty-printed dict) are records of their own."""
     for line in sample:
         if not line.strip() or line == TOO_LONG:
             continue
-        if line[0] in " \t" and line.lstrip()[:1] != "{":
+        if line[0] in " \t" and parse_line(line).rich:
             return True
         if " stdout P " in line[:48] or " stderr P " in line[:48]:
             return True

@@ -131,10 +131,14 @@ class PatternSet:
     def is_candidate(self, text: str) -> bool:
         return any(literal in text for literal in self.literals)
 
-    def match(self, message: str, level: str | None) -> Match | None:
-        for literal, patterns in self._by_literal.items():
+    def match(self, message: str, level: str | None, found: Iterable[int] | None = None) -> Match | None:
+        """The first pattern (in pack order) that matches. ``found``: the indexes (into ``literals``) of
+        the literals the prefilter saw on the line, so the others need not be tried."""
+        literals = self.literals if found is None else [self.literals[i] for i in sorted(found)]
+        for literal in literals:
             if literal not in message:
                 continue
+            patterns = self._by_literal[literal]
             for pattern in patterns:
                 if pattern.levels is not None and level is not None and level not in pattern.levels:
                     continue
