@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +45,14 @@ def input_options(command: F) -> F:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def jobs_option(command: F) -> F:
+    """--jobs: how many processes read files at once (scan, check, report)."""
+    return click.option("--jobs", "-j", type=click.IntRange(min=1), default=os.cpu_count() or 1,
+                        show_default="all cores",
+                        help="Read this many files at once (one process each); output keeps input order.",
+                        )(command)
 
 
 def scan_options_from(window: float, date: object, patterns: tuple[Path, ...], tz: str = "UTC",

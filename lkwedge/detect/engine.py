@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import multiprocessing
 import operator
 import re
 from collections import Counter, deque
@@ -44,7 +45,7 @@ from lkwedge.read.framing import (
     read_chunks,
     split_lines,
 )
-from lkwedge.read.sources import describe
+from lkwedge.read.sources import Input, describe
 
 SNIFF_LINES = 400
 TAIL_LINES = 64  # the end of a one-record-per-line input is searched this far back for its last time
@@ -113,6 +114,60 @@ class Stream:
     @property
     def clock_now(self) -> dt.datetime | None:
         return self.clock.now
+
+    def stats(self) -> StreamStats:
+        notes: list[str] = []
+        if self.reversed:
+            notes.append(f"{self.name}: newest-first order detected; read oldest-first")
+        if self.clock.date_source:
+            notes.append(f"{self.name}: time-only lines dated {self.clock.date_source}")
+        zones = self.clock.mixed_zones()
+        if zones:
+            notes.append(f"{self.name}: {zones}")
+        clock = self.clock.stats
+        return StreamStats(self.lines, Counter(self.unparsed), Counter(self.book.verdicts),
+                           len(self.book.open), clock.out_of_order, clock.clock_jumps, clock.bad_times,
+                           self.duplicates, notes)
+
+
+@dataclass
+class StreamStats:
+    """What one input contributes to the summary (picklable: `scan --jobs` sends it between processes)."""
+
+    lines: int
+    unparsed: Counter[str]
+    verdicts: Counter[str]
+    open: int
+    out_of_order: int
+    clock_jumps: int
+    bad_times: int
+    duplicates: int
+    notes: list[str]
+
+
+def summarize(streams: Sequence[StreamStats], window: float) -> dict[str, object]:
+    verdicts: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    for stream in streams:
+        verdicts.update(stream.verdicts)
+        reasons.update(stream.unparsed)
+    lines = sum(s.lines for s in streams)
+    return {
+        "files": len(streams),
+        "lines": lines,
+        "records": lines - sum(reasons.values()),
+        "unparsed": sum(reasons.values()),
+        "unparsed_reasons": dict(sorted(reasons.items())),
+        "episodes": sum(verdicts.values()),
+        **{verdict: verdicts[verdict] for verdict in VERDICTS},
+        "open": sum(s.open for s in streams),
+        "window_s": window,
+        "out_of_order": sum(s.out_of_order for s in streams),
+        "clock_jumps": sum(s.clock_jumps for s in streams),
+        "bad_times": sum(s.bad_times for s in streams),
+        "duplicates": sum(s.duplicates for s in streams),
+        "notes": [note for s in streams for note in s.notes],
+    }
 
 
 class Detector:
@@ -228,41 +283,7 @@ class Detector:
         return sorted(found, key=lambda ep: (order.get(ep.file, 0), ep.line))
 
     def summary(self) -> dict[str, object]:
-        totals: Counter[str] = Counter()
-        for stream in self.streams:
-            totals.update(stream.book.verdicts)
-        counts = {verdict: totals[verdict] for verdict in VERDICTS}
-        reasons: Counter[str] = Counter()
-        for stream in self.streams:
-            reasons.update(stream.unparsed)
-        return {
-            "files": len(self.streams),
-            "lines": sum(s.lines for s in self.streams),
-            "records": sum(s.lines for s in self.streams) - sum(reasons.values()),
-            "unparsed": sum(reasons.values()),
-            "unparsed_reasons": dict(sorted(reasons.items())),
-            "episodes": sum(totals.values()),
-            **counts,
-            "open": len(self.open_episodes()),
-            "window_s": self.options.window,
-            "out_of_order": sum(s.clock.stats.out_of_order for s in self.streams),
-            "clock_jumps": sum(s.clock.stats.clock_jumps for s in self.streams),
-            "bad_times": sum(s.clock.stats.bad_times for s in self.streams),
-            "duplicates": sum(s.duplicates for s in self.streams),
-            "notes": self.notes(),
-        }
-
-    def notes(self) -> list[str]:
-        notes: list[str] = []
-        for stream in self.streams:
-            if stream.reversed:
-                notes.append(f"{stream.name}: newest-first order detected; read oldest-first")
-            if stream.clock.date_source:
-                notes.append(f"{stream.name}: time-only lines dated {stream.clock.date_source}")
-            zones = stream.clock.mixed_zones()
-            if zones:
-                notes.append(f"{stream.name}: {zones}")
-        return notes
+        return summarize([stream.stats() for stream in self.streams], self.options.window)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -442,26 +463,72 @@ ProgressCallback = Callable[[int, int], None]
 
 def scan(paths: Sequence[str], options: ScanOptions | None = None,
          on_progress: ProgressCallback | None = None, listener: Listener | None = None,
-         on_error: Callable[[str], None] | None = None) -> ScanResult:
-    """Read saved logs to the end and return every episode with its verdict."""
-    detector = Detector(options, listener)
+         jobs: int = 1) -> ScanResult:
+    """Read saved logs to the end and return every episode with its verdict. With ``jobs`` > 1 and
+    several files (and no listener), files are read by that many processes; results keep input order."""
+    options = options or ScanOptions()
     inputs = [describe(path) for path in paths]  # fail fast on a missing file, before any output
     total = sum(source.size or 0 for source in inputs)
+    files = [source for source in inputs if source.path is not None]
+    if jobs > 1 and len(files) > 1 and len(files) == len(inputs) and listener is None:
+        return _scan_in_processes(inputs, options, on_progress, total, jobs)
+    detector = Detector(options, listener)
     done = 0
     for source in inputs:
-        stream = detector.stream(source.name, source.mtime)
-        lineno = 1
-        framer = LineFramer(detector.options.max_line)
-        with open_binary(source.path, source.name) as binary:
-            for data in read_chunks(binary, source.name, CHUNK):
-                for buf, start, end in framer.feed_spans(data):
-                    lineno += detector.feed_block(stream, lineno, buf, start, end)
-                if on_progress is not None:
-                    on_progress(done + min(source.size or 0, _tell(binary)), total)
-        detector.feed_block(stream, lineno, framer.finish_block())
-        detector.finish(stream)
+        _scan_one(detector, source, on_progress, done, total)
         done += source.size or 0
     return ScanResult(detector.episodes(), detector.summary())
+
+
+def _scan_one(detector: Detector, source: Input, on_progress: ProgressCallback | None, done: int,
+              total: int) -> Stream:
+    stream = detector.stream(source.name, source.mtime)
+    progress = None if on_progress is None else (lambda position: on_progress(done + position, total))
+    read_input(detector, stream, source, progress)
+    detector.finish(stream)
+    return stream
+
+
+def read_input(detector: Detector, stream: Stream, source: Input,
+               on_position: Callable[[int], None] | None = None,
+               keep_going: Callable[[], bool] = lambda: True) -> None:
+    """Feed a saved input to its stream, block by block (what `scan` and `watch --once` do)."""
+    lineno = 1
+    framer = LineFramer(detector.options.max_line)
+    with open_binary(source.path, source.name) as binary:
+        for data in read_chunks(binary, source.name, CHUNK):
+            for buf, start, end in framer.feed_spans(data):
+                lineno += detector.feed_block(stream, lineno, buf, start, end)
+            if on_position is not None:
+                on_position(min(source.size or 0, _tell(binary)))
+            if not keep_going():
+                return
+    detector.feed_block(stream, lineno, framer.finish_block())
+
+
+def _scan_file(source: Input, options: ScanOptions) -> tuple[list[Episode], StreamStats]:
+    detector = Detector(options)
+    stream = _scan_one(detector, source, None, 0, 0)
+    return detector.episodes(), stream.stats()
+
+
+def _scan_in_processes(inputs: Sequence[Input], options: ScanOptions, on_progress: ProgressCallback | None,
+                       total: int, jobs: int) -> ScanResult:
+    from concurrent.futures import ProcessPoolExecutor
+
+    episodes: list[Episode] = []
+    stats: list[StreamStats] = []
+    done = 0
+    with ProcessPoolExecutor(max_workers=min(jobs, len(inputs)),
+                             mp_context=multiprocessing.get_context("fork")) as pool:
+        for source, (found, stream_stats) in zip(inputs, pool.map(_scan_file, inputs,
+                                                                 [options] * len(inputs)), strict=True):
+            episodes.extend(found)
+            stats.append(stream_stats)
+            done += source.size or 0
+            if on_progress is not None:
+                on_progress(done, total)
+    return ScanResult(episodes, summarize(stats, options.window))
 
 
 def _tell(binary: object) -> int:
