@@ -136,7 +136,8 @@ class Watcher:
         self.live_paths = [p for p in paths
                            if p not in self.replay_files and not (options.once and glob.has_magic(p))]
         self.follower = Follower(self.live_paths or ["-"], from_start=options.from_start or options.once,
-                                 once=options.once, poll_interval=options.poll_interval, glob_interval=options.glob_interval,
+                                 once=options.once, poll_interval=options.poll_interval,
+                                 glob_interval=options.glob_interval,
                                  stdin_fd=stdin_fd, max_line=options.scan.max_line, lookback=lookback)
         self.sources: dict[str, _Src] = {}
         self.states: dict[int, _EpState] = {}
