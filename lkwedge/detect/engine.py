@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import multiprocessing
 import operator
 import re
 from collections import Counter, deque
@@ -514,6 +513,7 @@ def _scan_file(source: Input, options: ScanOptions) -> tuple[list[Episode], Stre
 
 def _scan_in_processes(inputs: Sequence[Input], options: ScanOptions, on_progress: ProgressCallback | None,
                        total: int, jobs: int) -> ScanResult:
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     episodes: list[Episode] = []

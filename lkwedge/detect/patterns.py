@@ -23,7 +23,6 @@ import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from lkwedge.errors import InputError
@@ -53,10 +52,9 @@ class Match:
 
 def builtin_pack_dir() -> Path:
     """The packs shipped in the wheel (``lkwedge/patterns``) or, from a source tree, ``patterns/``."""
-    shipped = resources.files("lkwedge").joinpath("patterns")
-    if shipped.is_dir():
-        return Path(str(shipped))
-    return Path(__file__).resolve().parents[2] / "patterns"
+    here = Path(__file__).resolve()
+    shipped = here.parents[1] / "patterns"  # the wheel puts the packs at lkwedge/patterns
+    return shipped if shipped.is_dir() else here.parents[2] / "patterns"
 
 
 def builtin_pack_files() -> list[Path]:
