@@ -86,6 +86,11 @@ def build(workdir: Path, lines: int) -> dict[str, Path]:
         if not path.exists():
             path.write_text("\n".join(content) + "\n", encoding="utf-8")
         files[name] = path
+    long_line = workdir / "long-line-200MB.log"
+    if not long_line.exists():  # one 200 MB line between two records: skipped in one pass, never held
+        with long_line.open("wb") as fh:
+            fh.write(text[0].encode() + b"\n" + b"x" * (200 << 20) + b"\n" + text[1].encode() + b"\n")
+    files["long_line"] = long_line
     files["open_jobs"] = _jobs_file(workdir, lines, distinct=10_000)
     files["one_job"] = _jobs_file(workdir, lines, distinct=1)
     return files
@@ -170,6 +175,8 @@ def main() -> int:
         base = row(name, "lkwedge scan (same file without it)",
                    lkwedge("scan", "--format", "json", str(clean)), None)
         row(name, "lkwedge scan", lkwedge("scan", "--format", "json", str(files[name])), base)
+    wc = row("long_line", "wc -l (reads the 200 MB once)", ["wc", "-l", str(files["long_line"])], None)
+    row("long_line", "lkwedge scan", lkwedge("scan", "--format", "json", str(files["long_line"])), wc)
     one = row("one_job", "lkwedge scan", lkwedge("scan", "--format", "json", str(files["one_job"])), None)
     row("open_jobs", "lkwedge scan, 10 000 open jobs", lkwedge("scan", "--format", "json",
                                                                str(files["open_jobs"])), one)
