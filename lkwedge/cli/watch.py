@@ -25,7 +25,8 @@ from lkwedge.output.render import write_json, write_jsonl
 from lkwedge.read.sources import describe
 from lkwedge.safe import printable
 
-EVICT_OPTIONS = ("room", "identity", "identity_template", "max_evictions", "revoke_token", "audit")
+EVICT_OPTIONS = ("room", "identity", "identity_template", "max_evictions", "revoke_token", "audit", "url",
+                 "missing_ok")
 
 
 def _evict_options(command: Any) -> Any:
@@ -48,6 +49,10 @@ def _evict_options(command: Any) -> Any:
                      help="Also set revoke_token_ts so the evicted identity cannot rejoin with its token."),
         click.option("--audit", type=click.Path(dir_okay=False), default=None,
                      help="Append one JSON line per eviction attempt to this file."),
+        click.option("--url", default=None,
+                     help="LiveKit server URL for --evict, e.g. http://localhost:7880 [default: $LIVEKIT_URL]."),
+        click.option("--missing-ok", is_flag=True,
+                     help="With --evict: \"room not found\" counts as already gone (default: an error)."),
     ]
     for opt in reversed(opts):
         command = opt(command)
@@ -258,6 +263,6 @@ def _make_evictor(kwargs: dict[str, Any], view: View, metrics: Any = None) -> Ep
         else:
             view.error(line)
 
-    evictor = Evictor(dry_run=kwargs["dry_run"], revoke_token=kwargs["revoke_token"],
+    evictor = Evictor(kwargs["url"], dry_run=kwargs["dry_run"], missing_ok=kwargs["missing_ok"], revoke_token=kwargs["revoke_token"],
                       max_per_minute=kwargs["max_evictions"], audit=kwargs["audit"], on_result=on_result)
     return _EvictHook(evictor, options)
