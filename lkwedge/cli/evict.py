@@ -40,8 +40,8 @@ from lkwedge.errors import InputError
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def evict_command(room: str | None, room_id: str | None, identity: str | None, job: str | None,
                   identity_template: str, revoke_token: bool, dry_run: bool, audit: Path | None,
-                  missing_ok: bool, url: str | None, api_key: str | None, api_secret: str | None, retry_for: float,
-                  request_timeout: float, fmt: str) -> None:
+                  missing_ok: bool, url: str | None, api_key: str | None, api_secret: str | None,
+                  retry_for: float, request_timeout: float, fmt: str) -> None:
     """Remove one participant from a room (RoomService.RemoveParticipant).
 
     Exit 0 when evicted, already gone ("participant not found"), or dry run; 1 when the eviction failed

@@ -50,7 +50,8 @@ def _evict_options(command: Any) -> Any:
         click.option("--audit", type=click.Path(dir_okay=False), default=None,
                      help="Append one JSON line per eviction attempt to this file."),
         click.option("--url", default=None,
-                     help="LiveKit server URL for --evict, e.g. http://localhost:7880 [default: $LIVEKIT_URL]."),
+                     help="LiveKit server URL for --evict, e.g. http://localhost:7880 "
+                          "[default: $LIVEKIT_URL]."),
         click.option("--missing-ok", is_flag=True,
                      help="With --evict: \"room not found\" counts as already gone (default: an error)."),
     ]
@@ -263,6 +264,7 @@ def _make_evictor(kwargs: dict[str, Any], view: View, metrics: Any = None) -> Ep
         else:
             view.error(line)
 
-    evictor = Evictor(kwargs["url"], dry_run=kwargs["dry_run"], missing_ok=kwargs["missing_ok"], revoke_token=kwargs["revoke_token"],
+    evictor = Evictor(kwargs["url"], dry_run=kwargs["dry_run"], missing_ok=kwargs["missing_ok"],
+                      revoke_token=kwargs["revoke_token"],
                       max_per_minute=kwargs["max_evictions"], audit=kwargs["audit"], on_result=on_result)
     return _EvictHook(evictor, options)

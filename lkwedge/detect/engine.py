@@ -224,6 +224,9 @@ class Detector:
             "clock_jumps": sum(s.clock.stats.clock_jumps for s in self.streams),
             "bad_times": sum(s.clock.stats.bad_times for s in self.streams),
             "duplicates": sum(s.duplicates for s in self.streams),
+            # inputs with no timed line and no episode: nothing in them was recognised (check fails on it)
+            "unrecognised_inputs": [s.name for s in self.streams
+                                    if s.clock.now is None and not s.book.verdicts and not s.book.open],
             "notes": self.notes(),
         }
 

@@ -1,4 +1,10 @@
-"""Scan results for people (a Rich table or plain lines) and for programs (JSON, JSON lines)."""
+"""Scan results for people (a terminal table or plain lines) and for programs (JSON, JSON lines).
+
+Piped text is line-oriented like grep's: one line per episode on stdout, so ``grep -c stalled`` counts
+stalled episodes; the summary sentence and notes go to stderr. On a terminal: a table that reads at
+80 columns (``file:line`` never split, the key only when it is not the file, the note wrapped under
+its row) followed by the summary.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,15 @@ import json
 from typing import TextIO
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from lkwedge.detect.engine import ScanResult
 from lkwedge.detect.episodes import Episode
+from lkwedge.output.present import look, plural, seconds, shown_path, summary_notes, summary_sentence
 from lkwedge.safe import printable
 
-VERDICT_STYLE = {"stalled": "bold red", "unresolved": "yellow", "disconnected": "cyan", "recovered": "green"}
+GAP = 2          # spaces between table columns
+NOTE_LIMIT = 400  # characters of a note shown on a terminal (the JSON has all of it)
 
 
 def write_json(result: ScanResult, out: TextIO) -> None:
@@ -32,46 +39,109 @@ def _when(ep: Episode) -> str:
     return ep.start.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if ep.start else "-"
 
 
-def _silence(ep: Episode) -> str:
-    return "?" if ep.silence_s is None else f"{ep.silence_s:.1f}s"
-
-
-def write_table(result: ScanResult, console: Console) -> None:
-    table = Table(title="lkwedge: reconnect episodes", title_justify="left", expand=False)
-    for column in ("verdict", "where", "key", "start (log time)", "silence", "tries", "outcome", "why"):
-        table.add_column(column, overflow="fold")
-    for ep in result.episodes:
-        table.add_row(Text(ep.verdict, style=VERDICT_STYLE.get(ep.verdict, "")),
-                      Text(printable(f"{ep.file}:{ep.line}")), Text(printable(ep.key)), Text(_when(ep)),
-                      Text(_silence(ep)), Text(str(ep.attempts)), Text(ep.outcome or "-"),
-                      Text(printable(ep.note, 160)))
-    console.print(table)
-    console.print(summary_text(result.summary))
+def _key_shown(ep: Episode) -> str | None:
+    """The key, unless it is just the file (a log without job ids or pids)."""
+    return None if ep.key == ep.file else ep.key
 
 
 def episode_line(ep: Episode, limit: int | None = None) -> str:
     """One plain, escaped line per episode (scan's piped output, watch's summary)."""
-    return printable(f"{ep.verdict:<12} {ep.file}:{ep.line}  key={ep.key}  start={_when(ep)}  "
-                     f"silence={_silence(ep)}  attempts={ep.attempts}  outcome={ep.outcome or '-'}  "
+    key = _key_shown(ep)
+    return printable(f"{ep.verdict:<12} {shown_path(ep.file)}:{ep.line}  "
+                     f"{f'key={key}  ' if key else ''}start={_when(ep)}  "
+                     f"silence={seconds(ep.silence_s)}  attempts={ep.attempts}  outcome={ep.outcome or '-'}  "
                      f"{ep.note}", limit)
 
 
-def write_plain(result: ScanResult, out: TextIO) -> None:
+def write_plain(result: ScanResult, out: Console, err: Console | None) -> None:
+    """One line per episode on ``out`` (colour only when forced); the summary on ``err`` (None: quiet)."""
     for ep in result.episodes:
-        out.write(episode_line(ep) + "\n")
-    out.write(summary_text(result.summary).plain + "\n")
+        line = Text(episode_line(ep))
+        line.stylize(look(ep.verdict).rich, 0, len(ep.verdict))
+        out.print(line, soft_wrap=True)
+    if err is not None:
+        err.print(summary_sentence(result.summary), soft_wrap=True)
+        for note in summary_notes(result.summary):
+            err.print(Text(note), soft_wrap=True)
+
+
+def _start_format(episodes: list[Episode]) -> tuple[str, str]:
+    """(strftime format, title suffix): the date once in the title when every episode is on one day."""
+    days = {ep.start.date() for ep in episodes if ep.start}
+    if len(days) == 1:
+        start = next(ep.start for ep in episodes if ep.start)
+        return "%H:%M:%S.%f", f" (log time, {start.strftime('%Y-%m-%d %Z').strip()})"
+    return "%m-%d %H:%M:%S.%f", " (log time)"
+
+
+def table_text(result: ScanResult, width: int) -> list[Text]:
+    """The table as lines of at most ``width`` cells (``file:line`` is never cut; a path longer than the
+    terminal is the one thing that may overflow, whole, so it can still be copied)."""
+    episodes = result.episodes
+    if not episodes:
+        return []
+    fmt, suffix = _start_format(episodes)
+    rows = []
+    for ep in episodes:
+        start = ep.start.strftime(fmt)[:-3] if ep.start else "-"
+        rows.append((ep, printable(f"{shown_path(ep.file)}:{ep.line}"), start, seconds(ep.silence_s)))
+    w_verdict = max(len("verdict"), *(len(look(ep.verdict).label) for ep in episodes))
+    w_where = max(len("where"), *(len(r[1]) for r in rows))
+    w_start = max(len("start"), *(len(r[2]) for r in rows))
+    w_silence = max(len("silence"), *(len(r[3]) for r in rows))
+    indent = w_verdict + GAP
+    one_line = indent + w_where + GAP + w_start + GAP + w_silence <= width
+    pad = " " * GAP
+
+    out = [Text(f"lkwedge: {plural(len(episodes), 'reconnect episode')}{suffix}", style="bold")]
+    head = f"{'verdict':<{w_verdict}}{pad}{'where':<{w_where}}"
+    if one_line:
+        head += f"{pad}{'start':<{w_start}}{pad}{'silence':>{w_silence}}"
+    out.append(Text(head.rstrip(), style="bold"))
+    for ep, where, start, silence in rows:
+        row = Text(f"{look(ep.verdict).label:<{w_verdict}}", style=look(ep.verdict).rich)
+        row.append(pad + (f"{where:<{w_where}}" if one_line else where))
+        facts = [f"attempts {ep.attempts}", f"outcome {ep.outcome or '-'}"]
+        if one_line:
+            row.append(f"{pad}{start:<{w_start}}{pad}{silence:>{w_silence}}")
+        else:
+            facts[:0] = [f"start {start}", f"silence {silence}"]
+        out.append(row)
+        key = _key_shown(ep)
+        if key:
+            facts.append(printable(key, 120))
+        if ep.room and f"room:{ep.room}" != key:
+            facts.append(f"room {printable(ep.room, 80)}")
+        out.extend(_wrapped(", ".join(facts), indent, width, ""))
+        if ep.note:
+            out.extend(_wrapped(printable(ep.note, NOTE_LIMIT), indent, width, "dim"))
+    return out
+
+
+def _wrapped(text: str, indent: int, width: int, style: str) -> list[Text]:
+    body = Text(text, style=style)
+    lines = body.wrap(Console(width=max(20, width - indent), color_system=None), max(20, width - indent))
+    return [Text(" " * indent) + _rstrip(line)
+            for line in lines]
+
+
+def _rstrip(line: Text) -> Text:
+    line.rstrip()
+    return line
+
+
+def write_table(result: ScanResult, console: Console, quiet: bool = False) -> None:
+    for line in table_text(result, console.width):
+        console.print(line, soft_wrap=True)
+    if not quiet:
+        console.print(summary_sentence(result.summary))
+        for note in summary_notes(result.summary):
+            console.print(Text(note))
 
 
 def summary_text(summary: dict[str, object]) -> Text:
-    text = Text()
-    text.append(f"{summary['episodes']} episodes in {summary['lines']} lines ({summary['files']} file(s)): ")
-    parts = [(verdict, summary.get(verdict, 0)) for verdict in ("stalled", "unresolved", "disconnected",
-                                                                "recovered")]
-    for i, (verdict, count) in enumerate(parts):
-        if i:
-            text.append(", ")
-        text.append(f"{count} {verdict}", style=VERDICT_STYLE[verdict] if count else "")
-    text.append(f"; {summary['unparsed']} unparsed line(s)")
-    for note in summary.get("notes", []) or []:
-        text.append("\nnote: " + printable(str(note)))
+    """The summary sentence and its notes (kept for callers that print them together)."""
+    text = summary_sentence(summary)
+    for note in summary_notes(summary):
+        text.append("\n" + note)
     return text
