@@ -465,7 +465,8 @@ def test_cli_room_not_found_exits_1_keeping_the_reason(fake):
     p = run_cli(["--room", "nosuch", "--identity", "nobody", "--format", "json"], creds(fake))
     assert p.returncode == 1
     out = json.loads(p.stdout)
-    assert out["result"] == "failed" and "room not found" in out["error"] and out["reason"] == "room not found"
+    assert out["result"] == "failed" and "room not found" in out["error"]
+    assert out["reason"] == "room not found"
     p = run_cli(["--room", "nosuch", "--identity", "nobody", "--missing-ok"], creds(fake))
     assert p.returncode == 0 and "already gone (server: room not found)" in p.stdout
 

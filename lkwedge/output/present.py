@@ -71,7 +71,7 @@ def summary_sentence(summary: Mapping[str, object], open_count: int | None = Non
         if i:
             text.append(", ")
         text.append(f"{count} {look(verdict).label}", style=look(verdict).rich if count else "")
-    if open_count is not None:
+    if open_count:
         text.append(f", {open_count} still open")
     unparsed = int(summary.get("unparsed", 0) or 0)  # type: ignore[call-overload]
     text.append(f"; {plural(unparsed, 'unparsed line')}")
