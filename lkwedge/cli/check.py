@@ -12,6 +12,7 @@ from rich.text import Text
 
 from lkwedge.cli import main
 from lkwedge.cli.common import (
+    analyse,
     check_writable,
     episode_filter,
     filter_options,
@@ -72,7 +73,7 @@ def check_command(paths: tuple[str, ...], max_stalls: int | None, max_silence: f
                   github: bool | None, allow_empty: bool, window: float, date: Any,
                   patterns: tuple[Path, ...], tz: str, max_jump: float, max_line: int,
                   verdicts: tuple[str, ...], jobs: tuple[str, ...], rooms: tuple[str, ...], since: str | None,
-                  until: str | None, quiet: bool, color: str) -> None:
+                  until: str | None, incident_gap: float, quiet: bool, color: str) -> None:
     """Pass or fail a CI build on its saved LiveKit logs.
 
     Exit 0 when every assertion holds, 1 when one failed (one line each), 2 on a usage or input error
@@ -91,11 +92,11 @@ def check_command(paths: tuple[str, ...], max_stalls: int | None, max_silence: f
     junit_out = junit_path
     annotate = bool(github)
     scan_opts = scan_options_from(window, date, patterns, tz, max_jump, max_line)
-    keep = episode_filter(verdicts, jobs, rooms, since, until, scan_opts.tz)
-    run_guarded(lambda: check_writable(junit_out, "--junit"))       # before the scan, not after it
+    keep = episode_filter(verdicts, jobs, rooms, since, until, scan_opts.tz, incident_gap)
+    run_guarded(lambda: check_writable(junit_out, "--junit", "JUnit XML"))   # before the scan, not after
     paths, some_unreadable = readable_inputs(paths)
 
-    result = keep.apply(run_guarded(lambda: scan(paths, scan_opts)))
+    result, _ = analyse(run_guarded(lambda: scan(paths, scan_opts)), keep)
     outcome = run_checks(result, options)
     unrecognised = [] if allow_empty else list(result.summary.get("unrecognised_inputs") or [])
 

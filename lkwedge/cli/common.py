@@ -15,6 +15,7 @@ from rich.console import Console
 
 from lkwedge.detect.engine import ScanOptions, ScanResult
 from lkwedge.detect.episodes import Episode
+from lkwedge.detect.incidents import DEFAULT_GAP, Incident, find_incidents
 from lkwedge.durations import DURATION
 from lkwedge.errors import InputError
 from lkwedge.output.present import VERDICT_LOOKS
@@ -143,6 +144,9 @@ def filter_options(command: F) -> F:
                      help="Only episodes starting at or after this log time (ISO 8601; no zone = --tz)."),
         click.option("--until", default=None, metavar="TIME",
                      help="Only episodes starting before this log time (ISO 8601; no zone = --tz)."),
+        click.option("--incident-gap", type=DURATION, default="2s", show_default=True,
+                     help="Episodes of different jobs in one log starting this close together are one "
+                          "incident (a network blip or server migration hits every job at once)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -156,6 +160,7 @@ class EpisodeFilter:
     rooms: tuple[str, ...] = ()
     since: dt.datetime | None = None
     until: dt.datetime | None = None
+    incident_gap: float = DEFAULT_GAP
 
     @property
     def active(self) -> bool:
@@ -204,14 +209,25 @@ def _log_time(value: str | None, zone: dt.tzinfo, flag: str) -> dt.datetime | No
 
 
 def episode_filter(verdicts: tuple[str, ...], jobs: tuple[str, ...], rooms: tuple[str, ...],
-                   since: str | None, until: str | None, zone: dt.tzinfo) -> EpisodeFilter:
+                   since: str | None, until: str | None, zone: dt.tzinfo,
+                   incident_gap: float = DEFAULT_GAP) -> EpisodeFilter:
     start, end = _log_time(since, zone, "--since"), _log_time(until, zone, "--until")
     if start and end and end <= start:
         raise click.BadParameter("must be after --since", param_hint="--until")
-    return EpisodeFilter(tuple(verdicts), tuple(jobs), tuple(rooms), start, end)
+    if incident_gap < 0:
+        raise click.BadParameter("must not be negative", param_hint="--incident-gap")
+    return EpisodeFilter(tuple(verdicts), tuple(jobs), tuple(rooms), start, end, incident_gap)
 
 
-def check_writable(path: str | None, flag: str) -> None:
+def analyse(result: ScanResult, keep: EpisodeFilter) -> tuple[ScanResult, list[Incident]]:
+    """The episodes the user asked for, and the incidents among them (counted in the summary)."""
+    result = keep.apply(result)
+    incidents = find_incidents(result.episodes, keep.incident_gap)
+    result.summary["incidents"] = len(incidents)
+    return result, incidents
+
+
+def check_writable(path: str | None, flag: str, what: str = "") -> None:
     """Fail fast: an output path that cannot be written is reported before any work starts (not after
     a long scan). Nothing is created here; the file is written when the results are ready."""
     if path is None or path == "-":
@@ -228,4 +244,5 @@ def check_writable(path: str | None, flag: str) -> None:
     elif not target.exists() and not os.access(parent, os.W_OK | os.X_OK):
         problem = "its directory is not writable"
     if problem:
-        raise InputError(f"{flag}: cannot write {printable(path, 300)}: {problem}")
+        what = f"{what} to " if what else ""
+        raise InputError(f"{flag}: cannot write {what}{printable(path, 300)}: {problem}")

@@ -9,6 +9,7 @@ import click
 
 from lkwedge.cli import main
 from lkwedge.cli.common import (
+    analyse,
     episode_filter,
     filter_options,
     input_options,
@@ -33,8 +34,8 @@ from lkwedge.output.render import write_json, write_jsonl, write_plain, write_ta
               help="text: a table on a terminal; piped, one line per episode (the summary on stderr).")
 def scan_command(paths: tuple[str, ...], window: float, date: object, patterns: tuple[Path, ...], tz: str,
                  max_jump: float, max_line: int, verdicts: tuple[str, ...], jobs: tuple[str, ...],
-                 rooms: tuple[str, ...], since: str | None, until: str | None, quiet: bool, color: str,
-                 fmt: str) -> None:
+                 rooms: tuple[str, ...], since: str | None, until: str | None, incident_gap: float,
+                 quiet: bool, color: str, fmt: str) -> None:
     """Explain every reconnect episode in saved logs (files, .gz, or - for stdin; stdin when piped).
 
     Exit 0 when no episode stalled, 1 when at least one did, 2 on a usage or input error (a file that
@@ -48,17 +49,18 @@ def scan_command(paths: tuple[str, ...], window: float, date: object, patterns: 
     """
     paths = paths_or_stdin(paths)
     options = scan_options_from(window, date, patterns, tz, max_jump, max_line)
-    keep = episode_filter(verdicts, jobs, rooms, since, until, options.tz)
+    keep = episode_filter(verdicts, jobs, rooms, since, until, options.tz, incident_gap)
     paths, some_unreadable = readable_inputs(paths)
-    result = keep.apply(run_guarded(lambda: scan(paths, options)))
+    result, incidents = analyse(run_guarded(lambda: scan(paths, options)), keep)
     if fmt == "json":
-        write_json(result, sys.stdout)
+        write_json(result, sys.stdout, incidents)
     elif fmt == "jsonl":
-        write_jsonl(result, sys.stdout)
+        write_jsonl(result, sys.stdout, incidents)
     elif sys.stdout.isatty():
-        write_table(result, make_console(color), quiet)
+        write_table(result, make_console(color), quiet, incidents)
     else:
-        write_plain(result, make_console(color), None if quiet else make_console(color, stderr=True))
+        write_plain(result, make_console(color), None if quiet else make_console(color, stderr=True),
+                    incidents)
     if some_unreadable:
         sys.exit(2)
     sys.exit(1 if result.summary["stalled"] else 0)

@@ -15,6 +15,8 @@ import click
 
 from lkwedge.cli import main
 from lkwedge.cli.common import (
+    EpisodeFilter,
+    analyse,
     check_writable,
     input_options,
     make_console,
@@ -221,8 +223,10 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if fmt != "text":
-        result = ScanResult(watcher.detector.episodes(), watcher.detector.summary())
-        (write_json if fmt == "json" else write_jsonl)(result, sys.stdout)
+        # the same JSON as scan's, incidents included (at the default --incident-gap)
+        result, incidents = analyse(ScanResult(watcher.detector.episodes(), watcher.detector.summary()),
+                                    EpisodeFilter())
+        (write_json if fmt == "json" else write_jsonl)(result, sys.stdout, incidents)
         sys.stdout.flush()
         sys.exit(code)
     out = err if to_stdout_json else sys.stdout

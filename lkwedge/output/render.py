@@ -16,6 +16,7 @@ from rich.text import Text
 
 from lkwedge.detect.engine import ScanResult
 from lkwedge.detect.episodes import Episode
+from lkwedge.detect.incidents import Incident, incident_of
 from lkwedge.output.present import look, plural, seconds, shown_path, summary_notes, summary_sentence
 from lkwedge.safe import printable
 
@@ -23,16 +24,35 @@ GAP = 2          # spaces between table columns
 NOTE_LIMIT = 400  # characters of a note shown on a terminal (the JSON has all of it)
 
 
-def write_json(result: ScanResult, out: TextIO) -> None:
-    json.dump({"episodes": [ep.to_dict() for ep in result.episodes], "summary": result.summary}, out,
-              indent=2, ensure_ascii=False)
+def _episode_dict(ep: Episode, incident_ids: dict[str, str] | None) -> dict[str, object]:
+    record = ep.to_dict()
+    if incident_ids is not None:
+        record["incident"] = incident_ids.get(ep.id)
+    return record
+
+
+def write_json(result: ScanResult, out: TextIO, incidents: list[Incident] | None = None) -> None:
+    ids = None if incidents is None else incident_of(incidents)
+    payload: dict[str, object] = {"episodes": [_episode_dict(ep, ids) for ep in result.episodes]}
+    if incidents is not None:
+        payload["incidents"] = [inc.to_dict() for inc in incidents]
+    payload["summary"] = result.summary
+    json.dump(payload, out, indent=2, ensure_ascii=False)
     out.write("\n")
 
 
-def write_jsonl(result: ScanResult, out: TextIO) -> None:
+def write_jsonl(result: ScanResult, out: TextIO, incidents: list[Incident] | None = None) -> None:
+    ids = None if incidents is None else incident_of(incidents)
     for ep in result.episodes:
-        out.write(json.dumps(ep.to_dict(), ensure_ascii=False) + "\n")
+        out.write(json.dumps(_episode_dict(ep, ids), ensure_ascii=False) + "\n")
     out.write(json.dumps({"summary": result.summary}, ensure_ascii=False) + "\n")
+
+
+def incident_line(inc: Incident) -> str:
+    """``incident I1 2026-01-30 18:24:43.187 docker_compose.log: 2 keys within 0.8s (worst: stalled)``"""
+    when = inc.start.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return printable(f"incident {inc.id} {when} {shown_path(inc.file)}: {plural(len(inc.keys), 'job')} "
+                     f"within {seconds(inc.spread_s)} (worst: {inc.verdict}): {', '.join(inc.keys)}", 400)
 
 
 def _when(ep: Episode) -> str:
@@ -44,22 +64,28 @@ def _key_shown(ep: Episode) -> str | None:
     return None if ep.key == ep.file else ep.key
 
 
-def episode_line(ep: Episode, limit: int | None = None) -> str:
+def episode_line(ep: Episode, limit: int | None = None, incident: str | None = None) -> str:
     """One plain, escaped line per episode (scan's piped output, watch's summary)."""
     key = _key_shown(ep)
     return printable(f"{ep.verdict:<12} {shown_path(ep.file)}:{ep.line}  "
-                     f"{f'key={key}  ' if key else ''}start={_when(ep)}  "
+                     f"{f'key={key}  ' if key else ''}{f'incident={incident}  ' if incident else ''}"
+                     f"start={_when(ep)}  "
                      f"silence={seconds(ep.silence_s)}  attempts={ep.attempts}  outcome={ep.outcome or '-'}  "
                      f"{ep.note}", limit)
 
 
-def write_plain(result: ScanResult, out: Console, err: Console | None) -> None:
-    """One line per episode on ``out`` (colour only when forced); the summary on ``err`` (None: quiet)."""
+def write_plain(result: ScanResult, out: Console, err: Console | None,
+                incidents: list[Incident] | None = None) -> None:
+    """One line per episode on ``out`` (colour only when forced); incidents and the summary on ``err``
+    (None: quiet), so ``grep -c`` on stdout counts episodes."""
+    ids = incident_of(incidents or [])
     for ep in result.episodes:
-        line = Text(episode_line(ep))
+        line = Text(episode_line(ep, incident=ids.get(ep.id)))
         line.stylize(look(ep.verdict).rich, 0, len(ep.verdict))
         out.print(line, soft_wrap=True)
     if err is not None:
+        for inc in incidents or []:
+            err.print(Text(incident_line(inc)), soft_wrap=True)
         err.print(summary_sentence(result.summary), soft_wrap=True)
         for note in summary_notes(result.summary):
             err.print(Text(note), soft_wrap=True)
@@ -74,13 +100,14 @@ def _start_format(episodes: list[Episode]) -> tuple[str, str]:
     return "%m-%d %H:%M:%S.%f", " (log time)"
 
 
-def table_text(result: ScanResult, width: int) -> list[Text]:
+def table_text(result: ScanResult, width: int, incidents: list[Incident] | None = None) -> list[Text]:
     """The table as lines of at most ``width`` cells (``file:line`` is never cut; a path longer than the
     terminal is the one thing that may overflow, whole, so it can still be copied)."""
     episodes = result.episodes
     if not episodes:
         return []
     fmt, suffix = _start_format(episodes)
+    ids = incident_of(incidents or [])
     rows = []
     for ep in episodes:
         start = ep.start.strftime(fmt)[:-3] if ep.start else "-"
@@ -110,6 +137,8 @@ def table_text(result: ScanResult, width: int) -> list[Text]:
         key = _key_shown(ep)
         if key:
             facts.append(printable(key, 120))
+        if ep.id in ids:
+            facts.append(f"incident {ids[ep.id]}")
         if ep.room and f"room:{ep.room}" != key:
             facts.append(f"room {printable(ep.room, 80)}")
         out.extend(_wrapped(", ".join(facts), indent, width, ""))
@@ -130,9 +159,13 @@ def _rstrip(line: Text) -> Text:
     return line
 
 
-def write_table(result: ScanResult, console: Console, quiet: bool = False) -> None:
-    for line in table_text(result, console.width):
+def write_table(result: ScanResult, console: Console, quiet: bool = False,
+                incidents: list[Incident] | None = None) -> None:
+    for line in table_text(result, console.width, incidents):
         console.print(line, soft_wrap=True)
+    for inc in incidents or []:
+        for line in _wrapped(incident_line(inc), 0, console.width, "bold"):
+            console.print(line, soft_wrap=True)
     if not quiet:
         console.print(summary_sentence(result.summary))
         for note in summary_notes(result.summary):

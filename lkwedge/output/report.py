@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from rich import box
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
@@ -20,7 +21,7 @@ from rich.text import Text
 from lkwedge.detect.engine import ScanResult
 from lkwedge.detect.episodes import Episode
 from lkwedge.errors import InputError
-from lkwedge.output.check import plural
+from lkwedge.output.present import look, plural, seconds
 from lkwedge.safe import printable
 
 VERDICTS = ["recovered", "disconnected", "stalled", "unresolved"]
@@ -97,7 +98,12 @@ def summarize(df: pd.DataFrame) -> dict[str, Any]:
 
 
 def _secs(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f} s"
+    return seconds(value, unknown="–")
+
+
+def _table(title: str, **kwargs: Any) -> Table:
+    # light rules: the tables also land in files and postmortem documents (`report > rep.txt`)
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, **kwargs)
 
 
 def render_summary(summary: dict[str, Any], scan_summary: dict[str, Any]) -> Group:
@@ -112,14 +118,13 @@ def render_summary(summary: dict[str, Any], scan_summary: dict[str, Any]) -> Gro
         head.append(f"\nepisodes start between {first} and {last} (log time)")
     parts: list[Any] = [head]
 
-    verdicts = Table(title="Episodes per verdict", title_justify="left")
+    verdicts = _table("Episodes per verdict")
     verdicts.add_column("verdict")
     verdicts.add_column("episodes", justify="right")
-    styles = {"recovered": "green", "disconnected": "yellow", "stalled": "bold red", "unresolved": "magenta"}
     for name, count in summary["verdicts"].items():
-        verdicts.add_row(Text(name, style=styles.get(name, "")), str(count))
+        verdicts.add_row(Text(name, style=look(name).rich), str(count))
     silence = summary["silence_s"]
-    stats = Table(title="Longest silence per episode", title_justify="left")
+    stats = _table("Longest silence per episode")
     for col in ("p50", "p95", "max", "episodes with times"):
         stats.add_column(col, justify="right")
     stats.add_row(_secs(silence["p50"]), _secs(silence["p95"]), _secs(silence["max"]), str(silence["known"]))
@@ -132,7 +137,7 @@ def render_summary(summary: dict[str, Any], scan_summary: dict[str, Any]) -> Gro
         rows = summary[f"worst_{column}s"]
         if not rows:
             continue
-        table = Table(title=f"{title} (incidents = episodes not recovered)", title_justify="left")
+        table = _table(f"{title} (incidents = episodes not recovered)")
         table.add_column(column)
         for col in ("incidents", "stalled", "max silence"):
             table.add_column(col, justify="right")
