@@ -150,12 +150,12 @@ def _hist_svg(by_hour: Sequence[int]) -> str:
     peak = max(by_hour) or 1
     bar_w, h = 30, 90
     parts = [f'<svg class="hist" viewBox="0 0 {24 * bar_w} {h + 30}" width="{24 * bar_w}" height="{h + 30}" '
-             'role="img" aria-label="incidents by hour of day">']
+             'role="img" aria-label="episodes not recovered by hour of day">']
     for hour, n in enumerate(by_hour):
         bh = h * n / peak
         x = hour * bar_w
         mid = x + bar_w / 2
-        parts.append(f"<g><title>{hour:02d}:00–{hour:02d}:59 UTC: {n} incidents</title>"
+        parts.append(f"<g><title>{hour:02d}:00–{hour:02d}:59 UTC: {n} not recovered</title>"
                      f'<rect x="{x + 3}" y="{h - bh + 12:.1f}" width="{bar_w - 6}" height="{bh:.1f}" '
                      f'class="hbar"/><text x="{mid}" y="{h + 26}" text-anchor="middle" class="tick">'
                      f"{hour:02d}</text>")
@@ -168,11 +168,11 @@ def _hist_svg(by_hour: Sequence[int]) -> str:
 
 def _worst_table(rows: list[dict[str, Any]], column: str) -> str:
     if not rows:
-        return f'<p class="muted">No incidents with a known {column}.</p>'
-    body = "".join(f"<tr><td>{_e(r[column])}</td><td class=num>{r['incidents']}</td>"
+        return f'<p class="muted">No episode not recovered with a known {column}.</p>'
+    body = "".join(f"<tr><td>{_e(r[column])}</td><td class=num>{r['not_recovered']}</td>"
                    f"<td class=num>{r['stalled']}</td><td class=num>{_secs(r['max_silence_s'])}</td></tr>"
                    for r in rows)
-    return (f'<table class="small"><thead><tr><th>{column}</th><th>incidents</th><th>stalled</th>'
+    return (f'<table class="small"><thead><tr><th>{column}</th><th>not recovered</th><th>stalled</th>'
             f"<th>max silence</th></tr></thead><tbody>{body}</tbody></table>")
 
 
@@ -421,12 +421,12 @@ generated {generated}</p>
 <div class="card"><b>{_secs(sil["p95"])}</b>silence p95</div>
 <div class="card"><b>{_secs(sil["max"])}</b>silence max</div></div>
 <p class="muted">Silence = the longest stretch of log time inside an episode with no progress line.
-An incident is an episode that did not recover.</p>
+"Not recovered" counts stalled, unresolved, disconnected and ghost episodes.</p>
 {f"<ul class=muted>{notes}</ul>" if notes else ""}
 <div class="cols"><div>{worst_first}</div>
 <div><h3>Worst rooms</h3>{_worst_table(summary["worst_rooms"], "room")}</div></div>
-<h3>Incidents by hour of day (UTC, log time)</h3>
-{_hist_svg(summary["incidents_by_hour_utc"])}
+<h3>Episodes not recovered, by hour of day (UTC, log time)</h3>
+{_hist_svg(summary["not_recovered_by_hour_utc"])}
 <h2>Timeline per job</h2>
 <p class="legend muted">{legend} Bar = the episode's longest silence, starting at the episode's start; label =
 outcome. Hover for details, click to jump to the row.</p>
