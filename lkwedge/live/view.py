@@ -16,7 +16,7 @@ import contextlib
 import heapq
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
@@ -396,9 +396,9 @@ def summary_lines(watcher: Watcher, evictions: dict[str, str] | None = None) -> 
     summ = det.summary()
     out.append(summary_sentence(summ, open_count=len(open_rows)).plain)
     if evictions:
-        done = sum(1 for r in evictions.values() if r in ("evicted", "already_gone", "dry_run"))
-        out.append(f"evictions: {plural(len(evictions), 'episode')} acted on, {done} evicted or gone, "
-                   f"{len(evictions) - done} not")
+        counts = Counter(evictions.values())
+        out.append("evictions: " + ", ".join(f"{n} {result.replace('_', ' ')}"
+                                             for result, n in sorted(counts.items())))
     retired = int(summ["episodes"]) - len(kept)  # type: ignore[call-overload]
     if retired > 0:
         out.append(f"note: {plural(retired, 'older closed episode')} not listed (only the newest "

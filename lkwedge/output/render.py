@@ -126,7 +126,8 @@ def table_text(result: ScanResult, width: int, incidents: list[Incident] | None 
         head += f"{pad}{'start':<{w_start}}{pad}{'silence':>{w_silence}}"
     out.append(Text(head.rstrip(), style="bold"))
     for ep, where, start, silence in rows:
-        row = Text(f"{look(ep.verdict).label:<{w_verdict}}", style=look(ep.verdict).rich)
+        row = Text()
+        row.append(f"{look(ep.verdict).label:<{w_verdict}}", style=look(ep.verdict).rich)
         row.append(pad + (f"{where:<{w_where}}" if one_line else where))
         facts = [f"attempts {ep.attempts}", f"outcome {ep.outcome or '-'}"]
         if one_line:
@@ -141,22 +142,35 @@ def table_text(result: ScanResult, width: int, incidents: list[Incident] | None 
             facts.append(f"incident {ids[ep.id]}")
         if ep.room and f"room:{ep.room}" != key:
             facts.append(f"room {printable(ep.room, 80)}")
-        out.extend(_wrapped(", ".join(facts), indent, width, ""))
+        out.extend(_facts(facts, indent, width))
         if ep.note:
             out.extend(_wrapped(printable(ep.note, NOTE_LIMIT), indent, width, "dim"))
     return out
 
 
-def _wrapped(text: str, indent: int, width: int, style: str) -> list[Text]:
-    body = Text(text, style=style)
-    lines = body.wrap(Console(width=max(20, width - indent), color_system=None), max(20, width - indent))
-    return [Text(" " * indent) + _rstrip(line)
-            for line in lines]
+def _wrapped(text: str | Text, indent: int, width: int, style: str = "") -> list[Text]:
+    """``text`` wrapped at word boundaries to ``width`` cells, each line indented, no trailing spaces."""
+    body = text.copy() if isinstance(text, Text) else Text(text, style=style)
+    room = max(20, width - indent)
+    lines = body.wrap(Console(width=room, color_system=None), room)
+    out = []
+    for line in lines:
+        line.rstrip()
+        out.append(Text(" " * indent) + line)
+    return out
 
 
-def _rstrip(line: Text) -> Text:
-    line.rstrip()
-    return line
+def _facts(facts: list[str], indent: int, width: int) -> list[Text]:
+    """Facts joined by ", ", broken only between facts (``room X`` stays whole) unless one is too long."""
+    lines: list[str] = []
+    for fact in facts:
+        if lines and indent + len(lines[-1]) + 2 + len(fact) <= width:
+            lines[-1] += ", " + fact
+        else:
+            if lines:
+                lines[-1] += ","
+            lines.append(fact)
+    return [line for text in lines for line in _wrapped(text, indent, width)]
 
 
 def write_table(result: ScanResult, console: Console, quiet: bool = False,
@@ -167,9 +181,11 @@ def write_table(result: ScanResult, console: Console, quiet: bool = False,
         for line in _wrapped(incident_line(inc), 0, console.width, "bold"):
             console.print(line, soft_wrap=True)
     if not quiet:
-        console.print(summary_sentence(result.summary))
+        for line in _wrapped(summary_sentence(result.summary), 0, console.width):
+            console.print(line, soft_wrap=True)
         for note in summary_notes(result.summary):
-            console.print(Text(note))
+            for line in _wrapped(note, 0, console.width):
+                console.print(line, soft_wrap=True)
 
 
 def summary_text(summary: dict[str, object]) -> Text:
