@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import os
 import threading
 import time
 from collections import Counter, deque
@@ -280,9 +281,8 @@ def panel(snap: PanelSnapshot, evictions: dict[str, str] | None = None) -> Any:
 
 
 class _ShortOfTheEdge:
-    """Render one column short of the terminal's width. A panel as wide as the terminal leaves the
-    cursor in the last column, where the terminal's own "^C" echo wraps to a new line: the panel moves
-    up one row and Rich's transient clean-up then leaves its top border on screen."""
+    """Render one column short of the terminal's width, so the cursor never sits in the last column
+    (where a terminal's deferred wrap makes any later character start a new row)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -307,6 +307,39 @@ class _Lines:
 
 _STYLE = {"alert": "bold red", "resolved": "green", "notice": "dim", "error": "yellow", "info": "dim",
           "evict": "bold green"}
+
+
+class _NoEcho:
+    """While the panel is up the terminal does not echo what is typed. Rich redraws the panel by moving
+    the cursor up over its own rows; a typed Enter, or the "^C" the terminal echoes for Ctrl-C, shifts
+    the rows under it and the clean-up at exit would leave the panel's top border on screen. Ctrl-C
+    still interrupts (ISIG is untouched); the settings are restored when the panel closes."""
+
+    def __init__(self, stream: Any) -> None:
+        self.fd: int | None = None
+        self.saved: Any = None
+        try:
+            import termios
+
+            fd = stream.fileno()
+            if not os.isatty(fd):
+                return
+            self.saved = termios.tcgetattr(fd)
+            quiet = termios.tcgetattr(fd)
+            quiet[3] &= ~(termios.ECHO | getattr(termios, "ECHOCTL", 0))
+            termios.tcsetattr(fd, termios.TCSANOW, quiet)
+            self.fd = fd
+        except Exception:           # not a terminal we can configure (Windows, a closed fd): no change
+            self.fd = None
+
+    def restore(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(Exception):
+            import termios
+
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+        self.fd = None
 
 
 class LiveView(PlainView):
@@ -348,6 +381,7 @@ class LiveView(PlainView):
         return self.console.get_style(_STYLE.get(kind, "none"))
 
     def _run(self) -> None:
+        quiet_tty = _NoEcho(self.console.file)
         with contextlib.suppress(Exception):
             self.live.start()
         try:
@@ -376,6 +410,7 @@ class LiveView(PlainView):
         finally:
             with contextlib.suppress(Exception):
                 self.live.stop()
+            quiet_tty.restore()
 
 
 # -- summary ----------------------------------------------------------------------------------------
