@@ -146,3 +146,34 @@ def test_an_alert_is_one_row_at_80_columns() -> None:
     line = compact_event("alert", record, 0.0, 80)
     assert len(line) <= 80 and "\n" not in line and "{" not in line
     assert "ALERT stalled samples/agents_json_seed_stall.log:20 silent 25.5s" in line
+
+
+def test_an_eviction_shows_in_the_panel_instead_of_stalled() -> None:
+    import io
+
+    from rich.console import Console
+
+    from lkwedge.live.view import PanelRow, PanelSnapshot, panel
+
+    snap = PanelSnapshot([PanelRow("a.log:7", "job:AJ_x", "r1", 31.0, 40.0, True)], 1, 1, 20.0)
+
+    def shown(evictions: dict[str, str]) -> str:
+        console = Console(file=io.StringIO(), width=80, color_system=None, legacy_windows=False)
+        console.print(panel(snap, evictions))
+        return console.file.getvalue()
+
+    assert "STALLED 31s" in shown({})
+    after = shown({"a.log:7": "evicted"})
+    assert "EVICTED" in after and "STALLED" not in after
+    assert all(len(line) <= 79 for line in after.splitlines())
+
+
+def test_watch_summary_mentions_the_evictions() -> None:
+    from conftest import REPO, run_lkwedge
+
+    proc = run_lkwedge("watch", "--once", "--dry-run", "samples/agents_json_seed_stall.log", cwd=REPO)
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    row = [ln for ln in lines if ln.startswith("stalled      samples/agents_json_seed_stall.log:20")]
+    assert len(row) == 1 and row[0].endswith("eviction=dry_run")
+    assert "evictions: 1 dry run" in lines
