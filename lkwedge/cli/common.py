@@ -18,11 +18,11 @@ from lkwedge.detect.episodes import Episode
 from lkwedge.detect.incidents import DEFAULT_GAP, Incident, find_incidents
 from lkwedge.durations import DURATION
 from lkwedge.errors import InputError
-from lkwedge.output.present import VERDICT_LOOKS
 from lkwedge.read.clock import DEFAULT_MAX_JUMP, parse_tz
 from lkwedge.read.framing import DEFAULT_MAX_LINE
 from lkwedge.read.sources import describe
 from lkwedge.safe import printable
+from lkwedge.verdicts import Verdict
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., object])
@@ -134,7 +134,7 @@ def readable_inputs(paths: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
 def filter_options(command: F) -> F:
     """--verdict/--job/--room/--since/--until: narrow the episodes judged and shown (scan, check, report)."""
     options = [
-        click.option("--verdict", "verdicts", type=click.Choice(list(VERDICT_LOOKS)), multiple=True,
+        click.option("--verdict", "verdicts", type=click.Choice([str(v) for v in Verdict]), multiple=True,
                      help="Only episodes with this verdict (repeatable)."),
         click.option("--job", "jobs", multiple=True, metavar="AJ_ID",
                      help="Only this agent job (repeatable)."),
@@ -189,7 +189,7 @@ class EpisodeFilter:
             return result
         kept = [ep for ep in result.episodes if self.keep(ep)]
         summary = dict(result.summary)
-        for verdict in {*VERDICT_LOOKS, *(ep.verdict for ep in result.episodes)}:
+        for verdict in {*map(str, Verdict), *(ep.verdict for ep in result.episodes)}:
             if verdict in summary or any(ep.verdict == verdict for ep in kept):
                 summary[verdict] = sum(1 for ep in kept if ep.verdict == verdict)
         summary["episodes"] = len(kept)

@@ -14,11 +14,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from lkwedge.detect.episodes import Episode
+from lkwedge.verdicts import severity
 
 DEFAULT_GAP = 2.0
 
-#: verdicts from worst to best: an incident takes the worst verdict among its episodes
-_SEVERITY = ("stalled", "ghost", "unresolved", "disconnected", "recovered")
 
 
 @dataclass
@@ -35,8 +34,8 @@ class Incident:
 
     @property
     def verdict(self) -> str:
-        verdicts = {ep.verdict for ep in self.episodes}
-        return next((v for v in _SEVERITY if v in verdicts), self.episodes[0].verdict)
+        """The worst verdict among its episodes."""
+        return min((ep.verdict for ep in self.episodes), key=severity)
 
     @property
     def spread_s(self) -> float:

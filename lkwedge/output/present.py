@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from rich.text import Text
 
 from lkwedge.safe import printable
+from lkwedge.verdicts import Verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,17 +21,17 @@ class VerdictLook:
     html: str   # a CSS colour (HTML report)
 
 
-#: worst first: the order of counts in the summary sentence and of legends
+#: worst first (the Verdict order): the order of counts in the summary sentence and of legends
 VERDICT_LOOKS: dict[str, VerdictLook] = {
-    "stalled": VerdictLook("stalled", "bold red", "#c62828"),
-    "ghost": VerdictLook("ghost", "bold magenta", "#ad1457"),
-    "unresolved": VerdictLook("unresolved", "yellow", "#b7791f"),
-    "disconnected": VerdictLook("disconnected", "cyan", "#00838f"),
-    "recovered": VerdictLook("recovered", "green", "#2e7d32"),
+    Verdict.STALLED: VerdictLook("stalled", "bold red", "#c62828"),
+    Verdict.GHOST: VerdictLook("ghost", "bold magenta", "#ad1457"),
+    Verdict.UNRESOLVED: VerdictLook("unresolved", "yellow", "#b7791f"),
+    Verdict.DISCONNECTED: VerdictLook("disconnected", "cyan", "#00838f"),
+    Verdict.RECOVERED: VerdictLook("recovered", "green", "#2e7d32"),
 }
 OTHER_LOOK = VerdictLook("?", "", "#455a64")
 #: verdicts the summary sentence always counts (others, e.g. "ghost", only when the summary has them)
-CORE_VERDICTS = ("stalled", "unresolved", "disconnected", "recovered")
+CORE_VERDICTS = (Verdict.STALLED, Verdict.UNRESOLVED, Verdict.DISCONNECTED, Verdict.RECOVERED)
 
 
 def look(verdict: str) -> VerdictLook:
@@ -55,7 +56,7 @@ def seconds(value: float | None, unknown: str = "?") -> str:
 
 def verdict_counts(summary: Mapping[str, object]) -> list[tuple[str, int]]:
     shown = [v for v in VERDICT_LOOKS if v in CORE_VERDICTS or summary.get(v) is not None]
-    return [(v, int(summary.get(v, 0) or 0)) for v in shown]  # type: ignore[call-overload]
+    return [(str(v), int(summary.get(v, 0) or 0)) for v in shown]  # type: ignore[call-overload]
 
 
 def summary_sentence(summary: Mapping[str, object], open_count: int | None = None) -> Text:

@@ -25,6 +25,7 @@ from lkwedge.detect.incidents import Incident, incident_of
 from lkwedge.errors import InputError
 from lkwedge.output.present import look, plural, seconds, shown_path
 from lkwedge.safe import printable
+from lkwedge.verdicts import severity
 
 VERDICTS = ["recovered", "disconnected", "stalled", "unresolved"]
 COLUMNS = ["start", "end", "silence_s", "outcome", "verdict", "key", "job", "room", "file", "line",
@@ -109,14 +110,10 @@ def _table(title: str, **kwargs: Any) -> Table:
     return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, **kwargs)
 
 
-_WORST_ORDER = ("stalled", "ghost", "unresolved", "disconnected", "recovered")
-
-
 def worst_episode(episodes: Iterable[Episode]) -> Episode | None:
     """The episode a postmortem starts with: the worst verdict, then the longest silence."""
     def rank(ep: Episode) -> tuple[int, float]:
-        order = _WORST_ORDER.index(ep.verdict) if ep.verdict in _WORST_ORDER else len(_WORST_ORDER)
-        return (order, -(ep.silence_s or 0.0))
+        return (severity(ep.verdict), -(ep.silence_s or 0.0))
     return min(episodes, key=rank, default=None)
 
 
