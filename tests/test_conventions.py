@@ -217,3 +217,10 @@ def test_incidents_group_jobs_hit_together() -> None:
     assert all("incident=I1" in ln for ln in text.stdout.splitlines())
     report = lk("report", COMPOSE, TWO_JOBS).stdout
     assert "2 incidents (jobs hit together); the largest, I1, hit 2 jobs within 0.8s." in report
+
+
+def test_quiet_watch_prints_only_the_alerts() -> None:
+    proc = lk("watch", "-q", stdin=(REPO / SEED).read_text())
+    assert proc.returncode == 1 and proc.stderr == ""
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1 and " ALERT stalled <stdin>:20 " in lines[0]

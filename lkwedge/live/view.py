@@ -120,7 +120,7 @@ class PlainView:
         self._broken: set[int] = set()          # id() of streams whose reader went away
         self._closed = False
         self._stop = False
-        self.quiet = False                      # -q: no info lines (alerts, evictions and errors still shown)
+        self.quiet = False                      # -q: no info or notice lines (alerts and errors still shown)
         #: episode id -> eviction result ("evicted", "already_gone", "failed"...), for the panel and summary
         self.evictions: dict[str, str] = {}
         self._thread = threading.Thread(target=self._run, name="lkwedge-console", daemon=True)
@@ -140,7 +140,7 @@ class PlainView:
     def notice(self, notice: Notice) -> None:
         if notice.kind == "error":
             self._put(_Line("error", f"lkwedge: error: {notice_text(notice)}"))
-        elif _notice_shown(notice):
+        elif _notice_shown(notice) and not self.quiet:
             self._put(_Line("notice", f"lkwedge: {notice_text(notice)}"))
 
     def error(self, msg: str) -> None:
