@@ -127,17 +127,31 @@ def test_room_id_resolved_through_list_rooms(fake):
     assert fake.participants("r1") == {"agent-AJ_x"}
 
 
-def test_unknown_room_id_is_already_gone_without_removal(fake):
+def test_unknown_room_id_is_a_failure_unless_missing_ok(fake):
     with make(fake) as ev:
         res = ev.evict_now(EvictionTarget(None, "agent-AJ_x", "RM_gone"))
+    assert res.result == "failed" and "RM_gone" in (res.error or "") and "--missing-ok" in res.error
+    with make(fake, missing_ok=True) as ev:
+        res = ev.evict_now(EvictionTarget(None, "agent-AJ_x", "RM_gone"))
     assert res.result == "already_gone" and "RM_gone" in (res.error or "")
-    assert [c.method for c in fake.calls] == ["ListRooms"]
+    assert [c.method for c in fake.calls] == ["ListRooms", "ListRooms"]
+
+
+def test_room_not_found_is_a_failure_with_the_servers_reason(fake):
+    with make(fake) as ev:
+        res = ev.evict_now(EvictionTarget("nosuch", "nobody"))
+    assert res.result == "failed" and not res.ok and res.http_status == 404
+    assert res.reason == "room not found" and "room not found" in res.summary()
+    with make(fake, missing_ok=True) as ev:
+        res = ev.evict_now(EvictionTarget("nosuch", "nobody"))
+    assert res.result == "already_gone" and res.reason == "room not found"
 
 
 def test_not_found_counts_as_already_gone(fake):
     with make(fake) as ev:
         res = ev.evict_now(EvictionTarget("r1", "agent-AJ_nobody"))
     assert res.result == "already_gone" and res.ok and res.http_status == 404
+    assert res.reason == "participant not found" and "(server: participant not found)" in res.summary()
     assert len(fake.calls) == 1
 
 
@@ -440,7 +454,46 @@ def test_cli_audit_file_not_writable_exits_2(fake, tmp_path):
 
 
 def test_evict_command_is_listed():
+    # the group's docstring mentions "evict" too: look for the command in the Commands section
     p = subprocess.run([sys.executable, "-m", "lkwedge", "--help"], capture_output=True, text=True,
                        timeout=60)
-    assert "evict" in p.stdout
+    commands = p.stdout.split("Commands:", 1)[1].split()
+    assert "evict" in commands and "watch" in commands
+
+
+def test_cli_room_not_found_exits_1_keeping_the_reason(fake):
+    p = run_cli(["--room", "nosuch", "--identity", "nobody", "--format", "json"], creds(fake))
+    assert p.returncode == 1
+    out = json.loads(p.stdout)
+    assert out["result"] == "failed" and "room not found" in out["error"]
+    assert out["reason"] == "room not found"
+    p = run_cli(["--room", "nosuch", "--identity", "nobody", "--missing-ok"], creds(fake))
+    assert p.returncode == 0 and "already gone (server: room not found)" in p.stdout
+
+
+@pytest.mark.parametrize("source", ["flag", "env"])
+def test_cli_bad_url_names_where_it_came_from(fake, source):
+    env = creds(fake)
+    if source == "flag":
+        args = ["--url", "127.0.0.1:7880"]
+    else:
+        args, env = [], env | {"LIVEKIT_URL": "127.0.0.1:7880"}
+    p = run_cli(["--room", "r1", "--identity", "agent-AJ_x", *args], env)
+    assert p.returncode == 2 and fake.calls == []
+    named = "--url" if source == "flag" else "LIVEKIT_URL"
+    assert p.stderr == (f'lkwedge: error: {named} "127.0.0.1:7880" is not an http(s):// or ws(s):// URL '
+                        '(e.g. "http://127.0.0.1:7880")\n')
+
+
+def test_watch_has_url_for_evict(fake, tmp_path):
+    log = tmp_path / "a.log"
+    log.write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEKIT_")}
+    env |= {"LIVEKIT_API_KEY": KEY, "LIVEKIT_API_SECRET": SECRET}
+    p = subprocess.run([sys.executable, "-m", "lkwedge", "watch", "--once", "--evict", "--url", "localhost:1",
+                        str(log)], env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and p.stderr.startswith('lkwedge: error: --url "localhost:1" is not')
+    p = subprocess.run([sys.executable, "-m", "lkwedge", "watch", "--once", "--evict", "--url", fake.url,
+                        str(log)], env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
 

@@ -57,9 +57,20 @@ def test_csv_has_one_row_per_episode_and_verdicts_match_scan(logs, tmp_path: Pat
     # the terminal summary
     out = proc.stdout
     assert "Episodes per verdict" in out and "Longest silence per episode" in out
-    assert "Worst jobs" in out and "Worst rooms" in out and "Incidents by hour of day" in out
-    stall_jobs = {p.job for p in agents.of("stall")}
-    assert any(job in out for job in stall_jobs)
+    assert "Worst jobs" in out and "Worst rooms" in out and "Episodes not recovered, by hour of day" in out
+    # every worst-job row is printed whole (job, not recovered, stalled, silence) on one line, in order
+    rows = [ln.split() for ln in out.splitlines()]
+    worst = exported["summary"]["worst_jobs"]
+    assert worst and worst[0]["stalled"] >= 1
+    at = [rows.index([w["job"], str(w["not_recovered"]), str(w["stalled"]), f"{w['max_silence_s']:.1f}s"])
+          for w in worst]
+    assert at == sorted(at)
+    # the headline names the worst episode: a stalled one with the longest silence, its job and room
+    stalled = [e for e in exported["episodes"] if e["verdict"] == "stalled"]
+    top = max(stalled, key=lambda e: e["silence_s"])
+    assert (f"Worst: stalled job {top['job']} in room {top['room']}, silent {top['silence_s']:.1f}s"
+            in exported["summary"]["headline"])
+    assert exported["summary"]["headline"] in out.splitlines()
 
 
 def test_dataframe_types_and_summary_numbers(logs) -> None:
@@ -79,8 +90,8 @@ def test_dataframe_types_and_summary_numbers(logs) -> None:
     assert s["silence_s"]["max"] == pytest.approx(silences[-1])
     assert s["silence_s"]["p50"] == pytest.approx(pd.Series(silences).quantile(0.5))
     incidents = len(agents.of("stall")) + len(agents.of("disconnect"))
-    assert s["incidents"] == incidents and sum(s["incidents_by_hour_utc"]) == incidents
-    assert s["incidents_by_hour_utc"][10] == incidents  # the synthetic log runs from 10:00 UTC
+    assert s["not_recovered"] == incidents and sum(s["not_recovered_by_hour_utc"]) == incidents
+    assert s["not_recovered_by_hour_utc"][10] == incidents  # the synthetic log runs from 10:00 UTC
     # the worst job is the one with the most stalls
     stalls_per_job = pd.Series([p.job for p in agents.of("stall")]).value_counts()
     worst = s["worst_jobs"][0]

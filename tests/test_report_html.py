@@ -67,9 +67,20 @@ def test_page_is_self_contained_and_escapes_log_text(report) -> None:
     data = re.search(r'<script type="application/json" id="lkw-data">(.*?)</script>', page, re.S)
     assert data is not None
     assert len(json.loads(data.group(1))["episodes"]) == scanned["summary"]["episodes"]
-    # one timeline per job/stream that had episodes
+    # one timeline, one row per job/stream, ONE time axis: the same second is the same x in every row
     keys = {e["key"] for e in scanned["episodes"]}
-    assert page.count('<section class="job"') == len(keys)
+    assert page.count('<svg id="timeline"') == 1 and page.count('<g class="row"') == len(keys)
+    assert page.count('class="axis"') == 1
+    marks = re.findall(r'<g class="ep" data-verdict="[^"]*" data-t="([\d.]+)" data-w="[\d.]+">.*?'
+                       r'<rect x="([\d.]+)".*?<text [^>]*>([^<]+)</text>', page)
+    assert len(marks) == scanned["summary"]["episodes"]
+    by_time = sorted(marks, key=lambda m: float(m[0]))
+    (t_a, x_a, _), (t_b, x_b, _) = by_time[0], by_time[-1]
+    per_second = (float(x_b) - float(x_a)) / (float(t_b) - float(t_a))
+    for t, x, _ in marks:                                       # a single linear axis for every row
+        assert float(x) == pytest.approx(float(x_a) + (float(t) - float(t_a)) * per_second, abs=0.2)
+    outcomes = [e["outcome"] or e["verdict"] for e in sorted(scanned["episodes"], key=lambda e: e["start"])]
+    assert sorted(label for *_, label in marks) == sorted(outcomes)    # every bar has its label
 
 
 def _chromium(url: str, *extra: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -142,6 +153,23 @@ def test_headless_chromium_renders_every_episode_without_errors(report, tmp_path
     assert silences == sorted(silences, reverse=True) and len(silences) == n
     assert dom.rows[0][1] == "stalled"
     assert max(e["silence_s"] for e in scanned["episodes"]) == pytest.approx(silences[0], abs=0.05)
+    # the headline names the worst episode; evidence is a table with offsets from the trigger
+    worst = max((e for e in scanned["episodes"] if e["verdict"] == "stalled"), key=lambda e: e["silence_s"])
+    assert f"Worst: stalled job {worst['job']}" in proc.stdout
+    assert '<table class="evidence">' in proc.stdout and ">+0.000 s</td>" in proc.stdout
+
+
+@needs_chromium
+@pytest.mark.parametrize("width", [1280, 1400])
+def test_no_horizontal_scroll(report, tmp_path: Path, width: int) -> None:
+    html_path, _ = report
+    proc = _chromium(html_path.as_uri(), "--dump-dom", f"--window-size={width},1000", tmp_path=tmp_path)
+    inner = re.search(r'data-inner-width="(\d+)"', proc.stdout)
+    scroll = re.search(r'data-scroll-width="(\d+)"', proc.stdout)
+    assert inner and scroll and int(inner.group(1)) == width
+    # document.documentElement.scrollWidth <= innerWidth, and no inner box scrolls sideways either
+    assert int(scroll.group(1)) <= int(inner.group(1))
+    assert 'data-horizontal-scroll="false"' in proc.stdout
 
 
 @needs_chromium
@@ -170,6 +198,11 @@ def test_screenshot(tmp_path: Path) -> None:
                      "--window-size=1280,1600", tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    # what is in the picture: the headline, and the shared timeline fully drawn at this width
+    dom = _chromium(html_path.as_uri(), "--dump-dom", "--window-size=1280,1600", tmp_path=tmp_path).stdout
+    assert re.search(r'<p class="headline" id="headline">Worst: stalled job AJ_\w+ in room [\w-]+, silent',
+                     dom)
+    assert 'data-horizontal-scroll="false"' in dom and 'data-ready="1"' in dom
     if os.environ.get("LKWEDGE_UPDATE_SCREENSHOT") == "1":
         (REPO / "docs").mkdir(exist_ok=True)
         shutil.copyfile(shot, REPO / "docs" / "report.png")

@@ -155,10 +155,11 @@ def test_jsonl_and_text_outputs(write) -> None:
     proc = run_lkwedge("scan", "--format", "jsonl", path)
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert rows[0]["verdict"] == "stalled" and rows[-1]["summary"]["stalled"] == 1
-    proc = run_lkwedge("scan", path)  # not a TTY: one plain line per episode, then the summary
+    proc = run_lkwedge("scan", path)  # not a TTY: one plain line per episode; the summary on stderr
     assert proc.returncode == 1
-    assert proc.stdout.splitlines()[0].startswith("stalled")
-    assert "1 stalled" in proc.stdout
+    assert len(proc.stdout.splitlines()) == 1 and proc.stdout.startswith("stalled")
+    assert proc.stderr == ("1 episode in 6 lines (1 file): 1 stalled, 0 unresolved, 0 disconnected, "
+                           "0 recovered; 0 unparsed lines\n")
 
 
 def test_terminal_escapes_in_log_text_are_never_printed_raw(write) -> None:

@@ -28,7 +28,8 @@ queue, or print one line). ``result.summary()`` is a one-line, terminal-safe des
 
 Results (``EvictionResult.result``):
   evicted       RemoveParticipant returned 200
-  already_gone  404 not_found (participant, or the room_id is no longer an active room): nothing to do
+  already_gone  404 not_found "participant not found" (or, with missing_ok, "room not found" / an inactive
+                room_id): nothing to do; the server's words are kept in `reason`
   dry_run       the exact call that would be made; no request was sent
   rate_limited  more than ``max_per_minute`` evictions (dry runs included) in the last 60 s: alert instead
   duplicate     (room, identity) already submitted and not yet released: one eviction per episode
@@ -120,6 +121,7 @@ class Credentials:
     url: str | None
     api_key: str | None
     api_secret: str | None = field(default=None, repr=False)
+    url_source: str = "--url"   # where the URL came from, for messages: "--url" or "LIVEKIT_URL"
 
     @classmethod
     def resolve(cls, url: str | None = None, api_key: str | None = None, api_secret: str | None = None,
@@ -128,12 +130,13 @@ class Credentials:
         env = os.environ if env is None else env
         return cls(url or env.get("LIVEKIT_URL") or None,
                    api_key or env.get("LIVEKIT_API_KEY") or None,
-                   api_secret or env.get("LIVEKIT_API_SECRET") or None)
+                   api_secret or env.get("LIVEKIT_API_SECRET") or None,
+                   "--url" if url else "LIVEKIT_URL")
 
     def check(self, *, need_secret: bool = True) -> None:
         """Raise InputError naming what is missing or malformed (never echoing the secret)."""
         missing = [name for name, value, needed in (
-            ("LIVEKIT_URL (--url)", self.url, True),
+            ("LIVEKIT_URL (or --url)", self.url, True),
             ("LIVEKIT_API_KEY (--api-key)", self.api_key, need_secret),
             ("LIVEKIT_API_SECRET (--api-secret)", self.api_secret, need_secret),
         ) if needed and not value]
@@ -142,9 +145,13 @@ class Credentials:
         if self.url is not None:
             parts = urlsplit(self.url)
             if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
-                shown = quote(display_url(self.url))
-                raise InputError(f"LIVEKIT_URL {shown} is not an http(s):// or ws(s):// URL "
-                                 "(e.g. http://localhost:7880)")
+                # show the value as given (minus any password), not a rebuilt one: "127.0.0.1:7880" must
+                # not come back as "://127.0.0.1:7880"
+                shown = quote(self.url.rsplit("@", 1)[-1] if "://" not in self.url
+                              else display_url(self.url))
+                example = f"http://{self.url}" if "://" not in self.url else "http://localhost:7880"
+                raise InputError(f"{self.url_source} {shown} is not an http(s):// or ws(s):// URL "
+                                 f"(e.g. {quote(example)})")
 
     def endpoint(self, method: str) -> str:
         """The Twirp URL the client POSTs to, as livekit-api builds it (ws→http, path prefix kept)."""
@@ -175,6 +182,7 @@ class EvictionResult:
     room_id: str | None = None
     episode: str | None = None        # episode id, if submitted with an episode
     error: str | None = None          # why it failed / was skipped; None on success
+    reason: str | None = None         # the server's own words when it answered with an error (404 ...)
     http_status: int | None = None    # last HTTP status seen (None: no response, e.g. refused)
     requests: int = 0                 # HTTP requests made (ListRooms + RemoveParticipant, retries included)
     call: str = ""                    # e.g. RoomService.RemoveParticipant(room="r1", identity="agent-AJ_x")
@@ -196,7 +204,8 @@ class EvictionResult:
         who = f"{quote(self.identity)} from room {quote(self.room or self.room_id)}"
         text = {
             "evicted": f"evicted {who}",
-            "already_gone": f"{who}: already gone",
+            "already_gone": f"{who}: already gone"
+                            + (f" (server: {self.reason})" if self.reason else ""),
             "dry_run": f"dry run: would call {self.call} at {self.url}",
             "rate_limited": f"not evicting {who}: rate limit held",
             "duplicate": f"not evicting {who} again: already submitted for this episode",
@@ -244,6 +253,7 @@ class Evictor:
         backoff_max: float = 8.0,
         audit: str | Path | None = None,
         on_result: Callable[[EvictionResult], None] | None = None,
+        missing_ok: bool = False,
         env: Mapping[str, str] | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -267,6 +277,7 @@ class Evictor:
         self.backoff = backoff
         self.backoff_max = backoff_max
         self.on_result = on_result
+        self.missing_ok = missing_ok        # "room not found" counts as already gone (else: a failure)
         self.clock = clock                  # back-off waits and the retry deadline (virtual in tests)
         self._audit_path = Path(audit) if audit is not None else None
         if self._audit_path is not None:
@@ -428,7 +439,10 @@ class Evictor:
                                          lambda: client.room.list_rooms(api.ListRoomsRequest()))
                 room = next((r.name for r in reply.rooms if r.sid == target.room_id), None)
                 if room is None:
-                    raise _Stop("already_gone", f"room_id {target.room_id} is not an active room")
+                    why = f"room_id {target.room_id} is not an active room"
+                    if self.missing_ok:
+                        raise _Stop("already_gone", why)
+                    raise _Stop("failed", f"{why} (pass --missing-ok to accept a room that is gone)")
                 res.room = room
                 res.call = describe_call(EvictionTarget(room, target.identity, target.room_id),
                                          res.revoke_token_ts)
@@ -465,6 +479,12 @@ class Evictor:
                 res.http_status = status or None
                 detail = f"HTTP {status} {code}" + (f": {msg}" if msg else "")
                 if status == 404 and code == "not_found" and method == "RemoveParticipant":
+                    res.reason = msg or None
+                    # the server's words decide: a missing participant is gone, a missing room is
+                    # most likely a typo (or a room that ended: --missing-ok)
+                    if "room" in msg.lower() and not self.missing_ok:
+                        raise _Stop("failed", f"{method} rejected, {detail} (check the room name; "
+                                    "pass --missing-ok to accept a room that is gone)") from None
                     raise _Stop("already_gone", None) from None
                 if status in (401, 403):
                     raise _Stop("failed", f"{method} rejected, {detail} (not retried; check "

@@ -8,12 +8,20 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.text import Text
 
 from lkwedge.cli import main
 from lkwedge.cli.common import (
+    analyse,
+    check_writable,
+    episode_filter,
+    filter_options,
     input_options,
     jobs_option,
+    make_console,
+    output_options,
     paths_or_stdin,
+    readable_inputs,
     run_guarded,
     scan_options_from,
 )
@@ -23,7 +31,12 @@ from lkwedge.durations import DURATION
 from lkwedge.errors import InputError
 from lkwedge.output.check import CheckOptions, github_annotation, plural, run_checks
 from lkwedge.output.junit import write_junit
+from lkwedge.output.present import summary_sentence
 from lkwedge.safe import printable
+
+#: exit code when an input had no recognisable line (no timestamp, no LiveKit target): a CI job pointed
+#: at the wrong file must not go green. 70 is taken (internal error).
+EXIT_NO_INPUT = 3
 
 
 def _github_path(file: str) -> str:
@@ -51,15 +64,24 @@ def _github_path(file: str) -> str:
               help="Write JUnit XML here: one testcase per file, one failure per failing episode.")
 @click.option("--github/--no-github", default=None,
               help="Print ::error annotations for GitHub Actions (marks the log line in the PR view).")
+@click.option("--allow-empty", is_flag=True,
+              help="Pass an input in which no line was recognised (default: exit 3).")
 @input_options
 @jobs_option
+@filter_options
+@output_options
 def check_command(paths: tuple[str, ...], max_stalls: int | None, max_silence: float | None,
                   fail_on: tuple[str, ...], expect_recovered: int | None, junit_path: str | None,
-                  github: bool | None, window: float, date: Any, patterns: tuple[Path, ...], tz: str,
-                  max_jump: float, max_line: int, jobs: int) -> None:
+                  github: bool | None, allow_empty: bool, window: float, date: Any,
+                  patterns: tuple[Path, ...], tz: str, max_jump: float, max_line: int,
+                  verdicts: tuple[str, ...], jobs: tuple[str, ...], rooms: tuple[str, ...], since: str | None,
+                  until: str | None, incident_gap: float, quiet: bool, color: str,
+                  workers: int) -> None:
     """Pass or fail a CI build on its saved LiveKit logs.
 
-    Exit 0 when every assertion holds, 1 when one failed (one line each), 2 on a usage or input error.
+    Exit 0 when every assertion holds, 1 when one failed (one line each), 2 on a usage or input error
+    (unreadable files are reported, the rest checked), 3 when an input had no recognisable line (no
+    timestamp, no LiveKit target: the wrong file, or logging switched off) unless --allow-empty.
     Settings can live in lkwedge.toml or [tool.lkwedge] in pyproject.toml; flags override them.
 
     \b
@@ -73,14 +95,20 @@ def check_command(paths: tuple[str, ...], max_stalls: int | None, max_silence: f
     junit_out = junit_path
     annotate = bool(github)
     scan_opts = scan_options_from(window, date, patterns, tz, max_jump, max_line)
+    keep = episode_filter(verdicts, jobs, rooms, since, until, scan_opts.tz, incident_gap)
+    run_guarded(lambda: check_writable(junit_out, "--junit", "JUnit XML"))   # before the scan, not after
+    paths, some_unreadable = readable_inputs(paths)
 
-    result = run_guarded(lambda: scan(paths, scan_opts, jobs=jobs))
+    result, _ = analyse(run_guarded(lambda: scan(paths, scan_opts, jobs=workers)), keep)
     outcome = run_checks(result, options)
+    unrecognised = [] if allow_empty else list(result.summary.get("unrecognised_inputs") or [])
 
-    s = result.summary
-    counts = ", ".join(f"{s.get(v, 0)} {v}" for v in ("recovered", "disconnected", "stalled", "unresolved"))
-    click.echo(f"lkwedge check: {plural(s.get('episodes', 0), 'episode')} in {plural(len(paths), 'file')}: "
-               f"{counts}")
+    out = make_console(color)
+    if not quiet:
+        out.print(Text("lkwedge check: ") + summary_sentence(result.summary), soft_wrap=True)
+    for name in unrecognised:
+        out.print(Text(f"FAIL no-input: {printable(name, 300)}: no line recognised (no timestamp, no LiveKit "
+                       "target; --allow-empty to accept)"), soft_wrap=True)
     for line in outcome.assertions:
         click.echo(f"FAIL {line}")
     for failure in outcome.episode_failures:
@@ -106,9 +134,15 @@ def check_command(paths: tuple[str, ...], max_stalls: int | None, max_silence: f
 
         run_guarded(write)
 
-    if outcome.passed:
-        click.echo("lkwedge check: passed")
+    if some_unreadable:
+        sys.exit(2)
+    if outcome.passed and not unrecognised:
+        if not quiet:
+            click.echo("lkwedge check: passed")
         sys.exit(0)
+    if outcome.passed:
+        click.echo(f"lkwedge check: FAILED ({plural(len(unrecognised), 'input')} with no recognisable line)")
+        sys.exit(EXIT_NO_INPUT)
     click.echo(f"lkwedge check: FAILED ({plural(len(outcome.assertions), 'assertion')}, "
                f"{plural(len(outcome.episode_failures), 'failing episode')})")
     sys.exit(1)

@@ -6,17 +6,23 @@ import datetime as dt
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import click
+from rich.console import Console
 
-from lkwedge.detect.engine import ScanOptions
+from lkwedge.detect.engine import ScanOptions, ScanResult
+from lkwedge.detect.episodes import Episode
+from lkwedge.detect.incidents import DEFAULT_GAP, Incident, find_incidents
 from lkwedge.durations import DURATION
 from lkwedge.errors import InputError
 from lkwedge.read.clock import DEFAULT_MAX_JUMP, parse_tz
 from lkwedge.read.framing import DEFAULT_MAX_LINE
+from lkwedge.read.sources import describe
 from lkwedge.safe import printable
+from lkwedge.verdicts import Verdict
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., object])
@@ -49,7 +55,7 @@ def input_options(command: F) -> F:
 
 def jobs_option(command: F) -> F:
     """--jobs: how many processes read files at once (scan, check, report)."""
-    return click.option("--jobs", "-j", type=click.IntRange(min=1), default=os.cpu_count() or 1,
+    return click.option("--jobs", "-j", "workers", type=click.IntRange(min=1), default=os.cpu_count() or 1,
                         show_default="all cores",
                         help="Read this many files at once (one process each); output keeps input order.",
                         )(command)
@@ -90,3 +96,161 @@ def run_guarded(action: Callable[[], T]) -> T:
         click.echo("lkwedge: interrupted", err=True)
         sys.exit(130)
 
+
+
+# -- conventions shared by the commands (issue 12) ---------------------------------------------------
+
+def output_options(command: F) -> F:
+    """-q/--quiet and --color, the same on every command that prints."""
+    command = click.option("-q", "--quiet", is_flag=True,
+                           help="Print only the results (episode lines, failures): no summary, notes or "
+                                "progress.")(command)
+    command = click.option("--color", "color", type=click.Choice(["auto", "always", "never"]),
+                           default="auto", show_default=True,
+                           help="Colour: auto = on a terminal (NO_COLOR, FORCE_COLOR honoured).")(command)
+    return command
+
+
+def make_console(color: str = "auto", stderr: bool = False) -> Console:
+    """A Rich console for untrusted text (no markup, no highlighting) honouring --color; with auto, rich
+    itself honours NO_COLOR and FORCE_COLOR."""
+    kwargs: dict[str, object] = {}
+    if color == "always":
+        kwargs["force_terminal"] = True
+    elif color == "never":
+        kwargs["no_color"] = True
+        kwargs["color_system"] = None
+    return Console(stderr=stderr, highlight=False, markup=False, emoji=False, **kwargs)  # type: ignore[arg-type]
+
+
+def readable_inputs(paths: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
+    """Drop the inputs that cannot be read, each reported on stderr (as grep and rg do); the rest are
+    analysed and the command exits 2 at the end. Returns (readable paths, whether any was dropped)."""
+    good: list[str] = []
+    for path in paths:
+        try:
+            describe(path)
+        except InputError as exc:
+            click.echo(f"lkwedge: error: {printable(exc, 1000)}", err=True)
+            continue
+        good.append(path)
+    if not good:
+        sys.exit(2)
+    return tuple(good), len(good) < len(paths)
+
+
+def filter_options(command: F) -> F:
+    """--verdict/--job/--room/--since/--until: narrow the episodes judged and shown (scan, check, report)."""
+    options = [
+        click.option("--verdict", "verdicts", type=click.Choice([str(v) for v in Verdict]), multiple=True,
+                     help="Only episodes with this verdict (repeatable)."),
+        click.option("--job", "jobs", multiple=True, metavar="AJ_ID",
+                     help="Only this agent job (repeatable)."),
+        click.option("--room", "rooms", multiple=True, metavar="ROOM",
+                     help="Only this room, by name or sid (repeatable)."),
+        click.option("--since", default=None, metavar="TIME",
+                     help="Only episodes starting at or after this log time (ISO 8601; no zone = --tz)."),
+        click.option("--until", default=None, metavar="TIME",
+                     help="Only episodes starting before this log time (ISO 8601; no zone = --tz)."),
+        click.option("--incident-gap", type=DURATION, default="2s", show_default=True,
+                     help="Episodes of different jobs in one log starting this close together are one "
+                          "incident (a network blip or server migration hits every job at once)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@dataclass(frozen=True)
+class EpisodeFilter:
+    verdicts: tuple[str, ...] = ()
+    jobs: tuple[str, ...] = ()
+    rooms: tuple[str, ...] = ()
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    incident_gap: float = DEFAULT_GAP
+
+    @property
+    def active(self) -> bool:
+        return bool(self.verdicts or self.jobs or self.rooms or self.since or self.until)
+
+    def keep(self, ep: Episode) -> bool:
+        if self.verdicts and ep.verdict not in self.verdicts:
+            return False
+        if self.jobs and ep.job not in self.jobs:
+            return False
+        if self.rooms and ep.room not in self.rooms and ep.room_id not in self.rooms:
+            return False
+        if self.since or self.until:
+            if ep.start is None:
+                return False
+            if self.since and ep.start < self.since:
+                return False
+            if self.until and ep.start >= self.until:
+                return False
+        return True
+
+    def apply(self, result: ScanResult) -> ScanResult:
+        """Keep the matching episodes; the summary's counts are recounted over them (so the sentence, the
+        exit code and `grep -c` agree), the lines and unparsed counts stay those of the whole input."""
+        if not self.active:
+            return result
+        kept = [ep for ep in result.episodes if self.keep(ep)]
+        summary = dict(result.summary)
+        for verdict in {*map(str, Verdict), *(ep.verdict for ep in result.episodes)}:
+            if verdict in summary or any(ep.verdict == verdict for ep in kept):
+                summary[verdict] = sum(1 for ep in kept if ep.verdict == verdict)
+        summary["episodes"] = len(kept)
+        summary["filtered_out"] = len(result.episodes) - len(kept)
+        return ScanResult(kept, summary)
+
+
+def _log_time(value: str | None, zone: dt.tzinfo, flag: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise click.BadParameter(f"not a time: {printable(value, 100)} (e.g. 2025-06-01T12:00:00 or "
+                                 "2025-06-01 12:00:00+02:00)", param_hint=flag) from None
+    return when if when.tzinfo else when.replace(tzinfo=zone)
+
+
+def episode_filter(verdicts: tuple[str, ...], jobs: tuple[str, ...], rooms: tuple[str, ...],
+                   since: str | None, until: str | None, zone: dt.tzinfo,
+                   incident_gap: float = DEFAULT_GAP) -> EpisodeFilter:
+    start, end = _log_time(since, zone, "--since"), _log_time(until, zone, "--until")
+    if start and end and end <= start:
+        raise click.BadParameter("must be after --since", param_hint="--until")
+    if incident_gap < 0:
+        raise click.BadParameter("must not be negative", param_hint="--incident-gap")
+    return EpisodeFilter(tuple(verdicts), tuple(jobs), tuple(rooms), start, end, incident_gap)
+
+
+def analyse(result: ScanResult, keep: EpisodeFilter) -> tuple[ScanResult, list[Incident]]:
+    """The episodes the user asked for, and the incidents among them (counted in the summary)."""
+    result = keep.apply(result)
+    incidents = find_incidents(result.episodes, keep.incident_gap)
+    result.summary["incidents"] = len(incidents)
+    return result, incidents
+
+
+def check_writable(path: str | None, flag: str, what: str = "") -> None:
+    """Fail fast: an output path that cannot be written is reported before any work starts (not after
+    a long scan). Nothing is created here; the file is written when the results are ready."""
+    if path is None or path == "-":
+        return
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    problem = None
+    if target.is_dir():
+        problem = "is a directory"
+    elif not parent.is_dir():
+        problem = "its directory does not exist"
+    elif target.exists() and not os.access(target, os.W_OK):
+        problem = "permission denied"
+    elif not target.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        problem = "its directory is not writable"
+    if problem:
+        what = f"{what} to " if what else ""
+        raise InputError(f"{flag}: cannot write {what}{printable(path, 300)}: {problem}")

@@ -27,7 +27,9 @@ from lkwedge.errors import InputError
 @click.option("--dry-run", is_flag=True, help="Print the exact call and URL; send nothing.")
 @click.option("--audit", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Append JSON lines (pending, then done) for the attempt to this file.")
-@click.option("--url", default=None, help="Server URL [default: $LIVEKIT_URL].")
+@click.option("--missing-ok", is_flag=True,
+              help="Treat \"room not found\" as already gone (default: an error, usually a typo).")
+@click.option("--url", default=None, help="Server URL, e.g. http://localhost:7880 [default: $LIVEKIT_URL].")
 @click.option("--api-key", default=None, help="API key [default: $LIVEKIT_API_KEY].")
 @click.option("--api-secret", default=None,
               help="API secret [default: $LIVEKIT_API_SECRET; prefer the variable: flags show in ps].")
@@ -38,11 +40,12 @@ from lkwedge.errors import InputError
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def evict_command(room: str | None, room_id: str | None, identity: str | None, job: str | None,
                   identity_template: str, revoke_token: bool, dry_run: bool, audit: Path | None,
-                  url: str | None, api_key: str | None, api_secret: str | None, retry_for: float,
-                  request_timeout: float, fmt: str) -> None:
+                  missing_ok: bool, url: str | None, api_key: str | None, api_secret: str | None,
+                  retry_for: float, request_timeout: float, fmt: str) -> None:
     """Remove one participant from a room (RoomService.RemoveParticipant).
 
-    Exit 0 when evicted, already gone, or dry run; 1 when the eviction failed; 2 on a usage error.
+    Exit 0 when evicted, already gone ("participant not found"), or dry run; 1 when the eviction failed
+    ("room not found" too, unless --missing-ok); 2 on a usage error.
 
     \b
       export LIVEKIT_URL=http://localhost:7880 LIVEKIT_API_KEY=devkey LIVEKIT_API_SECRET=secret
@@ -63,7 +66,8 @@ def evict_command(room: str | None, room_id: str | None, identity: str | None, j
         if not target.ok:
             raise InputError(target.reason_missing or "no eviction target")
         evictor = Evictor(url, api_key, api_secret, dry_run=dry_run, revoke_token=revoke_token,
-                          retry_for=retry_for, request_timeout=request_timeout, audit=audit)
+                          retry_for=retry_for, request_timeout=request_timeout, audit=audit,
+                          missing_ok=missing_ok)
         return evictor, target
 
     evictor, target = run_guarded(build)

@@ -13,9 +13,16 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from lkwedge.cli import main
 from lkwedge.cli.common import (
+    analyse,
+    check_writable,
+    episode_filter,
+    filter_options,
     input_options,
     jobs_option,
+    make_console,
+    output_options,
     paths_or_stdin,
+    readable_inputs,
     run_guarded,
     scan_options_from,
 )
@@ -26,10 +33,11 @@ from lkwedge.output.report_html import render_html
 from lkwedge.safe import printable
 
 
-def _scan_with_progress(paths: tuple[str, ...], options: ScanOptions, jobs: int) -> ScanResult:
+def _scan_with_progress(paths: tuple[str, ...], options: ScanOptions, quiet: bool = False,
+                        workers: int = 1) -> ScanResult:
     """A progress bar on stderr only when a person is watching it (a TTY); never in pipes or CI logs."""
-    if not sys.stderr.isatty():
-        return scan(paths, options, jobs=jobs)
+    if quiet or not sys.stderr.isatty():
+        return scan(paths, options, jobs=workers)
     progress = Progress(TextColumn("scanning"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
                         console=Console(stderr=True), transient=True)
     task = progress.add_task("scan", total=None)
@@ -38,7 +46,7 @@ def _scan_with_progress(paths: tuple[str, ...], options: ScanOptions, jobs: int)
         progress.update(task, completed=done, total=total or None)
 
     with progress:
-        return scan(paths, options, on_progress=on_progress, jobs=jobs)
+        return scan(paths, options, on_progress=on_progress, jobs=workers)
 
 
 def _write(path: str, what: str, action: Callable[[], Any]) -> None:
@@ -60,14 +68,18 @@ def _write(path: str, what: str, action: Callable[[], Any]) -> None:
               help="Write a self-contained HTML report (no network): summary, timelines, sortable table.")
 @input_options
 @jobs_option
+@filter_options
+@output_options
 def report_command(paths: tuple[str, ...], csv_path: str | None, parquet_path: str | None,
                    json_path: str | None, html_path: str | None, window: float, date: Any,
                    patterns: tuple[Path, ...], tz: str, max_jump: float, max_line: int,
-                   jobs: int) -> None:
+                   verdicts: tuple[str, ...], jobs: tuple[str, ...], rooms: tuple[str, ...],
+                   since: str | None, until: str | None, incident_gap: float, quiet: bool,
+                   color: str, workers: int) -> None:
     """Summarize reconnect episodes for a postmortem: verdicts, silences, worst jobs and rooms, time of day.
 
-    Prints the summary; exports the episode table on request. Exit 0, or 2 on a usage or input error
-    (judging pass/fail is `lkwedge check`'s job).
+    Prints the summary (a headline: the worst episode and the incidents); exports the episode table on
+    request. Exit 0, or 2 on a usage or input error (judging pass/fail is `lkwedge check`'s job).
 
     \b
       lkwedge report logs/*.log
@@ -75,10 +87,16 @@ def report_command(paths: tuple[str, ...], csv_path: str | None, parquet_path: s
     """
     paths = paths_or_stdin(paths)
     options = scan_options_from(window, date, patterns, tz, max_jump, max_line)
+    keep = episode_filter(verdicts, jobs, rooms, since, until, options.tz, incident_gap)
     if parquet_path:
         run_guarded(require_parquet)  # before a long scan, not after it
-    result = run_guarded(lambda: _scan_with_progress(paths, options, jobs))
-    df, summary = build(result)
+    for path, flag in ((csv_path, "--csv"), (parquet_path, "--parquet"), (json_path, "--json"),
+                       (html_path, "--html")):
+        run_guarded(lambda path=path, flag=flag: check_writable(path, flag))
+    paths, some_unreadable = readable_inputs(paths)
+    scanned = run_guarded(lambda: _scan_with_progress(paths, options, quiet, workers))
+    result, incidents = analyse(scanned, keep)
+    df, summary = build(result, incidents)
 
     run_guarded(lambda: export(df, summary, csv=csv_path, parquet=parquet_path, json_path=json_path))
     if html_path:
@@ -86,4 +104,10 @@ def report_command(paths: tuple[str, ...], csv_path: str | None, parquet_path: s
         page = render_html(result.episodes, summary, result.summary, sources=sources)
         run_guarded(lambda: _write(html_path, "the HTML report",
                                    lambda: Path(html_path).write_text(page, encoding="utf-8")))
-    print_summary(summary, result.summary, Console(highlight=False))
+    if not quiet:
+        console = make_console(color)
+        if not sys.stdout.isatty():
+            console.width = 1000     # in a file or a pipe nothing is hard-wrapped at 80 columns
+        print_summary(summary, result.summary, console, result.episodes, incidents)
+    if some_unreadable:
+        sys.exit(2)

@@ -9,9 +9,15 @@ import click
 
 from lkwedge.cli import main
 from lkwedge.cli.common import (
+    analyse,
+    episode_filter,
+    filter_options,
     input_options,
     jobs_option,
+    make_console,
+    output_options,
     paths_or_stdin,
+    readable_inputs,
     run_guarded,
     scan_options_from,
 )
@@ -23,30 +29,41 @@ from lkwedge.output.render import write_json, write_jsonl, write_plain, write_ta
 @click.argument("paths", nargs=-1)
 @input_options
 @jobs_option
+@filter_options
+@output_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]), default="text",
-              show_default=True, help="text: a table on a terminal, one line per episode otherwise.")
+              show_default=True,
+              help="text: a table on a terminal; piped, one line per episode (the summary on stderr).")
 def scan_command(paths: tuple[str, ...], window: float, date: object, patterns: tuple[Path, ...], tz: str,
-                 max_jump: float, max_line: int, fmt: str, jobs: int) -> None:
-    """Explain every reconnect episode in saved logs (files, .gz, or - for stdin).
+                 max_jump: float, max_line: int, verdicts: tuple[str, ...], jobs: tuple[str, ...],
+                 rooms: tuple[str, ...], since: str | None, until: str | None, incident_gap: float,
+                 quiet: bool, color: str, fmt: str,
+                 workers: int) -> None:
+    """Explain every reconnect episode in saved logs (files, .gz, or - for stdin; stdin when piped).
 
-    Exit 0 when no episode stalled, 1 when at least one did, 2 on a usage or input error.
+    Exit 0 when no episode stalled, 1 when at least one did, 2 on a usage or input error (a file that
+    cannot be read is reported and the others are still scanned; exit 2 at the end).
 
     \b
       lkwedge scan agent.log other.log.gz
-      cat agent.log | lkwedge scan -
+      kubectl logs agent-0 | lkwedge scan
+      lkwedge scan logs/*.log | grep -c stalled
       lkwedge scan --format json logs/*.log | jq .summary
     """
     paths = paths_or_stdin(paths)
     options = scan_options_from(window, date, patterns, tz, max_jump, max_line)
-    result = run_guarded(lambda: scan(paths, options, jobs=jobs))
+    keep = episode_filter(verdicts, jobs, rooms, since, until, options.tz, incident_gap)
+    paths, some_unreadable = readable_inputs(paths)
+    result, incidents = analyse(run_guarded(lambda: scan(paths, options, jobs=workers)), keep)
     if fmt == "json":
-        write_json(result, sys.stdout)
+        write_json(result, sys.stdout, incidents)
     elif fmt == "jsonl":
-        write_jsonl(result, sys.stdout)
+        write_jsonl(result, sys.stdout, incidents)
     elif sys.stdout.isatty():
-        from rich.console import Console
-
-        write_table(result, Console(highlight=False))
+        write_table(result, make_console(color), quiet, incidents)
     else:
-        write_plain(result, sys.stdout)
+        write_plain(result, make_console(color), None if quiet else make_console(color, stderr=True),
+                    incidents)
+    if some_unreadable:
+        sys.exit(2)
     sys.exit(1 if result.summary["stalled"] else 0)

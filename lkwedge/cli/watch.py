@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import glob
+import os
 import shlex
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -12,7 +14,17 @@ from typing import Any
 import click
 
 from lkwedge.cli import main
-from lkwedge.cli.common import input_options, run_guarded, scan_options_from
+from lkwedge.cli.common import (
+    EpisodeFilter,
+    analyse,
+    check_writable,
+    input_options,
+    make_console,
+    output_options,
+    paths_or_stdin,
+    run_guarded,
+    scan_options_from,
+)
 from lkwedge.cli.fleet import check_fleet_options, fleet_options, start_fleet
 from lkwedge.cli.pipes import PipeSafeStdout, watch_reader
 from lkwedge.detect.engine import ScanResult
@@ -21,11 +33,13 @@ from lkwedge.errors import InputError
 from lkwedge.live.sinks import CommandSink, Fanout, JsonlSink, Sink, WebhookSink
 from lkwedge.live.view import LiveView, PlainView, View, summary_lines
 from lkwedge.live.watch import EpisodeHook, Watcher, WatchOptions
+from lkwedge.output.present import plural
 from lkwedge.output.render import write_json, write_jsonl
 from lkwedge.read.sources import describe
 from lkwedge.safe import printable
 
-EVICT_OPTIONS = ("room", "identity", "identity_template", "max_evictions", "revoke_token", "audit")
+EVICT_OPTIONS = ("room", "identity", "identity_template", "max_evictions", "revoke_token", "audit", "url",
+                 "missing_ok")
 
 
 def _evict_options(command: Any) -> Any:
@@ -48,6 +62,11 @@ def _evict_options(command: Any) -> Any:
                      help="Also set revoke_token_ts so the evicted identity cannot rejoin with its token."),
         click.option("--audit", type=click.Path(dir_okay=False), default=None,
                      help="Append one JSON line per eviction attempt to this file."),
+        click.option("--url", default=None,
+                     help="LiveKit server URL for --evict, e.g. http://localhost:7880 "
+                          "[default: $LIVEKIT_URL]."),
+        click.option("--missing-ok", is_flag=True,
+                     help="With --evict: \"room not found\" counts as already gone (default: an error)."),
     ]
     for opt in reversed(opts):
         command = opt(command)
@@ -78,11 +97,13 @@ def _evict_options(command: Any) -> Any:
               help="POST each alert/resolution as JSON with a Slack-compatible 'text' field.")
 @_evict_options
 @fleet_options
+@output_options
 def watch_command(paths: tuple[str, ...], window: float, date: object, patterns: tuple[Path, ...], tz: str,
                   max_jump: float, max_line: int, max_lag: float, from_start: bool, once: bool,
                   lookback: float | None, fmt: str, jsonl: str | None, on_alert: str | None,
                   webhook: str | None, metrics: str | None, alertmanager: tuple[str, ...],
-                  alertmanager_resend: float, alert_label: tuple[str, ...], **evict_kwargs: Any) -> None:
+                  alertmanager_resend: float, alert_label: tuple[str, ...], quiet: bool, color: str,
+                  **evict_kwargs: Any) -> None:
     """Watch live logs and alert the moment a reconnect stalls.
 
     PATHS are files or glob patterns (quoted, re-expanded as files appear), or - for stdin; with no
@@ -101,10 +122,7 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
     options = scan_options_from(window, date, patterns, tz, max_jump, max_line)
     if fmt != "text" and jsonl == "-":
         raise click.UsageError("--format json/jsonl and --jsonl - would both write to stdout; pick one")
-    if not paths:
-        if sys.stdin.isatty():
-            raise click.UsageError("no input: give PATHS (or -) or pipe logs into stdin")
-        paths = ("-",)
+    paths = paths_or_stdin(paths)
     if max_lag < 0:
         raise click.BadParameter("must not be negative", param_hint="--max-lag")
     argv: list[str] | None = None
@@ -115,6 +133,11 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
             raise click.BadParameter(str(e), param_hint="--on-alert") from None
         if not argv:
             raise click.BadParameter("empty command", param_hint="--on-alert")
+        run_guarded(lambda: _check_executable(argv[0]))      # now, not when the first real alert fires
+    if jsonl is not None:
+        run_guarded(lambda: check_writable(jsonl, "--jsonl"))
+    if evict_kwargs["audit"] is not None:
+        run_guarded(lambda: check_writable(evict_kwargs["audit"], "--audit"))
     if not (evict_kwargs["evict"] or evict_kwargs["dry_run"]):
         ctx = click.get_current_context()
         given = [name for name in EVICT_OPTIONS
@@ -136,12 +159,11 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
     to_stdout_json = jsonl == "-" or fmt != "text"
     view: View
     if not to_stdout_json and sys.stdout.isatty():
-        from rich.console import Console
-
-        view = LiveView(Console(highlight=False, markup=False, emoji=False), err)
+        view = LiveView(make_console(color), err)
     else:
         # JSON lines own stdout when --jsonl -: the human lines go to stderr then.
         view = PlainView(err if to_stdout_json else sys.stdout, err)
+    view.quiet = quiet
 
     def build() -> tuple[Watcher, Fanout]:
         sinks: list[Sink] = []
@@ -184,7 +206,7 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
         # code must be the verdict on all of it.)
         sys.stdout.on_broken(watcher.stop)
         watch_reader(sys.stdout)
-    what = "stdin" if paths == ("-",) else f"{len(paths)} input(s)"
+    what = "stdin" if paths == ("-",) else plural(len(paths), "input")
     view.info(f"watching {what} (window {window:g}s, max lag {max_lag:g}s)"
               f"{'' if once else '; Ctrl-C for a summary'}")
     try:
@@ -201,20 +223,30 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if fmt != "text":
-        result = ScanResult(watcher.detector.episodes(), watcher.detector.summary())
-        (write_json if fmt == "json" else write_jsonl)(result, sys.stdout)
+        # the same JSON as scan's, incidents included (at the default --incident-gap)
+        result, incidents = analyse(ScanResult(watcher.detector.episodes(), watcher.detector.summary()),
+                                    EpisodeFilter())
+        (write_json if fmt == "json" else write_jsonl)(result, sys.stdout, incidents)
         sys.stdout.flush()
         sys.exit(code)
     out = err if to_stdout_json else sys.stdout
     if watcher.interrupted:
         out.write("lkwedge: stopped; episodes so far:\n")
-    if not (watcher.input_failed and not watcher.detector.summary()["lines"]):   # nothing read: as scan
-        for line in summary_lines(watcher):
+    if quiet:
+        pass
+    elif not (watcher.input_failed and not watcher.detector.summary()["lines"]):   # nothing read: as scan
+        for line in summary_lines(watcher, view.evictions):
             out.write(line + "\n")
     out.flush()
     if isinstance(sys.stdout, PipeSafeStdout) and sys.stdout.error is not None:
         code = 2                                # the alerts could not be written (e.g. a full disk)
     sys.exit(code)
+
+
+def _check_executable(program: str) -> None:
+    if shutil.which(program) is None:
+        what = "not an executable file" if os.sep in program else "not found on PATH"
+        raise InputError(f"--on-alert: {printable(program, 300)}: {what}")
 
 
 class _EvictHook:
@@ -250,14 +282,11 @@ def _make_evictor(kwargs: dict[str, Any], view: View, metrics: Any = None) -> Ep
                             identity_template=kwargs["identity_template"] or DEFAULT_IDENTITY_TEMPLATE)
 
     def on_result(result: Any) -> None:     # called from the evictor's thread; summary() is terminal-safe
-        line = f"EVICT {result.summary()}"
         if metrics is not None:
             metrics.on_eviction(result.result)
-        if result.ok:
-            view.info(line)
-        else:
-            view.error(line)
+        view.eviction(result.episode, result.result, f"EVICT {result.summary()}", result.ok)
 
-    evictor = Evictor(dry_run=kwargs["dry_run"], revoke_token=kwargs["revoke_token"],
+    evictor = Evictor(kwargs["url"], dry_run=kwargs["dry_run"], missing_ok=kwargs["missing_ok"],
+                      revoke_token=kwargs["revoke_token"],
                       max_per_minute=kwargs["max_evictions"], audit=kwargs["audit"], on_result=on_result)
     return _EvictHook(evictor, options)

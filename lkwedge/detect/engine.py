@@ -124,15 +124,18 @@ class Stream:
         if zones:
             notes.append(f"{self.name}: {zones}")
         clock = self.clock.stats
-        return StreamStats(self.lines, Counter(self.unparsed), Counter(self.book.verdicts),
+        # no timed line and no episode: nothing in the input was recognised (check fails on it)
+        recognised = self.clock.now is not None or bool(self.book.verdicts) or bool(self.book.open)
+        return StreamStats(self.name, self.lines, Counter(self.unparsed), Counter(self.book.verdicts),
                            len(self.book.open), clock.out_of_order, clock.clock_jumps, clock.bad_times,
-                           self.duplicates, notes)
+                           self.duplicates, notes, recognised)
 
 
 @dataclass
 class StreamStats:
     """What one input contributes to the summary (picklable: `scan --jobs` sends it between processes)."""
 
+    name: str
     lines: int
     unparsed: Counter[str]
     verdicts: Counter[str]
@@ -142,6 +145,7 @@ class StreamStats:
     bad_times: int
     duplicates: int
     notes: list[str]
+    recognised: bool
 
 
 def summarize(streams: Sequence[StreamStats], window: float) -> dict[str, object]:
@@ -165,6 +169,7 @@ def summarize(streams: Sequence[StreamStats], window: float) -> dict[str, object
         "clock_jumps": sum(s.clock_jumps for s in streams),
         "bad_times": sum(s.bad_times for s in streams),
         "duplicates": sum(s.duplicates for s in streams),
+        "unrecognised_inputs": [s.name for s in streams if not s.recognised],
         "notes": [note for s in streams for note in s.notes],
     }
 

@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any, Protocol
 
 from lkwedge.live.workqueue import Job, WorkQueue
+from lkwedge.output.present import seconds
 from lkwedge.retry import SYSTEM_CLOCK, Clock, Failure, GaveUp, RetryPolicy, deliver, retryable_status
 from lkwedge.safe import printable
 
@@ -63,7 +64,7 @@ class Sink(Protocol):
 # -- text helpers ------------------------------------------------------------------------------------
 
 def _fmt_s(v: object) -> str:
-    return f"{v:.1f}s" if isinstance(v, int | float) else "?"
+    return seconds(float(v)) if isinstance(v, int | float) else "?"
 
 
 def _trigger_text(episode: dict[str, Any]) -> str:

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import os
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from lkwedge.live.follow import STDIN_NAME, Notice
 from lkwedge.live.sinks import format_console
+from lkwedge.output.present import plural, seconds, shown_path, summary_notes, summary_sentence
 from lkwedge.output.render import episode_line
 from lkwedge.safe import printable
 
@@ -39,6 +41,7 @@ class View(Protocol):
     def notice(self, notice: Notice) -> None: ...
     def error(self, msg: str) -> None: ...
     def info(self, msg: str) -> None: ...
+    def eviction(self, episode_id: str | None, result: str, line: str, ok: bool) -> None: ...
     def refresh(self, watcher: Watcher) -> None: ...
     def close(self) -> None: ...
 
@@ -69,13 +72,37 @@ class _Line:
     record: dict[str, Any] | None = None    # an event, formatted on the console thread
     wall: float = 0.0
 
-    def render(self) -> str:
+    def render(self, width: int | None = None) -> str:
         if self.record is None:
-            return self.text
+            return self.text if width is None else _fit(self.text, width)
         try:
+            if width is not None:
+                return compact_event(self.kind, self.record, self.wall, width)
             return format_console(self.kind, self.record, self.wall)
         except Exception:           # a record we cannot format: say what we can
             return f"{self.kind.upper()} {printable(self.record.get('id', '?'), 200)}"
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
+
+
+def compact_event(event: str, record: dict[str, Any], wall: float, width: int) -> str:
+    """An alert or resolution in one terminal row: time, what, where, job, room, silence. The trigger
+    line (often a whole JSON record) is left to --jsonl and the final summary."""
+    clock = time.strftime("%H:%M:%S", time.localtime(wall))
+    where = printable(f"{shown_path(str(record.get('file', '?')))}:{record.get('line', '?')}", 200)
+    key = str(record.get("key") or "")
+    tags = [] if key == record.get("file") else [printable(key, 60)]
+    if record.get("room"):
+        tags.append(f"room={printable(record['room'], 60)}")
+    if event == "alert":
+        head = f"{clock} ALERT stalled {where} silent {seconds(record.get('silence_s'))}"
+    else:
+        outcome = printable(record.get("outcome") or record.get("verdict") or "ended", 40)
+        outage = record.get("outage_s", record.get("silence_s"))
+        head = f"{clock} RESOLVED {where} {outcome} after {seconds(outage)}"
+    return _fit(" ".join([head, *tags]), width)
 
 
 class PlainView:
@@ -93,6 +120,9 @@ class PlainView:
         self._broken: set[int] = set()          # id() of streams whose reader went away
         self._closed = False
         self._stop = False
+        self.quiet = False                      # -q: no info or notice lines (alerts and errors still shown)
+        #: episode id -> eviction result ("evicted", "already_gone", "failed"...), for the panel and summary
+        self.evictions: dict[str, str] = {}
         self._thread = threading.Thread(target=self._run, name="lkwedge-console", daemon=True)
         self._thread.start()
 
@@ -110,14 +140,21 @@ class PlainView:
     def notice(self, notice: Notice) -> None:
         if notice.kind == "error":
             self._put(_Line("error", f"lkwedge: error: {notice_text(notice)}"))
-        elif _notice_shown(notice):
+        elif _notice_shown(notice) and not self.quiet:
             self._put(_Line("notice", f"lkwedge: {notice_text(notice)}"))
 
     def error(self, msg: str) -> None:
         self._put(_Line("error", f"lkwedge: error: {printable(msg, 500)}"))
 
     def info(self, msg: str) -> None:
-        self._put(_Line("info", f"lkwedge: {printable(msg, 500)}"))
+        if not self.quiet:
+            self._put(_Line("info", f"lkwedge: {printable(msg, 500)}"))
+
+    def eviction(self, episode_id: str | None, result: str, line: str, ok: bool) -> None:
+        """An eviction's outcome (any thread): remembered for the panel and the summary, and shown."""
+        if episode_id is not None:
+            self.evictions[episode_id] = result
+        self._put(_Line("evict" if ok else "error", f"lkwedge: {printable(line, 500)}"))
 
     def refresh(self, watcher: Watcher) -> None:
         pass
@@ -215,7 +252,7 @@ def snapshot(watcher: Watcher, limit: int) -> PanelSnapshot:
     return PanelSnapshot([r for _, _, r in best], len(scored), len(watcher.sources), window)
 
 
-def panel(snap: PanelSnapshot) -> Any:
+def panel(snap: PanelSnapshot, evictions: dict[str, str] | None = None) -> Any:
     from rich.panel import Panel
     from rich.table import Table
     from rich.text import Text
@@ -224,7 +261,11 @@ def panel(snap: PanelSnapshot) -> Any:
     for col in ("where", "key", "room", "state", "open"):
         table.add_column(col, overflow="fold")
     for row in snap.rows:
-        if row.silence is None:
+        evicted = (evictions or {}).get(row.where)
+        if evicted is not None:
+            state = Text("EVICTED" if evicted in ("evicted", "already_gone") else f"evict {evicted}",
+                         style="bold green" if evicted in ("evicted", "already_gone") else "bold yellow")
+        elif row.silence is None:
             state = Text("no timestamps", style="yellow")
         elif row.stalled:
             state = Text(f"STALLED {row.silence:.0f}s", style="bold red")
@@ -233,10 +274,21 @@ def panel(snap: PanelSnapshot) -> Any:
         table.add_row(Text(printable(row.where, 80)), Text(printable(row.key, 40)),
                       Text(printable(row.room, 40)), state, Text(f"{row.open_s:.0f}s"))
     shown = "" if len(snap.rows) == snap.open_count else f" ({len(snap.rows)} shown)"
-    title = (f"lkwedge watch: {snap.open_count} open episode(s){shown}, window {snap.window:g}s, "
-             f"{snap.inputs} input(s)")
+    title = (f"lkwedge watch: {plural(snap.open_count, 'open episode')}{shown}, window {snap.window:g}s, "
+             f"{plural(snap.inputs, 'input')}")
     body: Any = table if snap.rows else Text("no reconnect in progress", style="dim")
-    return Panel(body, title=Text(title), title_align="left")
+    return _ShortOfTheEdge(Panel(body, title=Text(title), title_align="left"))
+
+
+class _ShortOfTheEdge:
+    """Render one column short of the terminal's width, so the cursor never sits in the last column
+    (where a terminal's deferred wrap makes any later character start a new row)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        yield from console.render(self.inner, options.update_width(max(20, options.max_width - 1)))
 
 
 class _Lines:
@@ -253,7 +305,41 @@ class _Lines:
             yield Segment.line()
 
 
-_STYLE = {"alert": "bold red", "resolved": "green", "notice": "dim", "error": "yellow", "info": "dim"}
+_STYLE = {"alert": "bold red", "resolved": "green", "notice": "dim", "error": "yellow", "info": "dim",
+          "evict": "bold green"}
+
+
+class _NoEcho:
+    """While the panel is up the terminal does not echo what is typed. Rich redraws the panel by moving
+    the cursor up over its own rows; a typed Enter, or the "^C" the terminal echoes for Ctrl-C, shifts
+    the rows under it and the clean-up at exit would leave the panel's top border on screen. Ctrl-C
+    still interrupts (ISIG is untouched); the settings are restored when the panel closes."""
+
+    def __init__(self, stream: Any) -> None:
+        self.fd: int | None = None
+        self.saved: Any = None
+        try:
+            import termios
+
+            fd = stream.fileno()
+            if not os.isatty(fd):
+                return
+            self.saved = termios.tcgetattr(fd)
+            quiet = termios.tcgetattr(fd)
+            quiet[3] &= ~(termios.ECHO | getattr(termios, "ECHOCTL", 0))
+            termios.tcsetattr(fd, termios.TCSANOW, quiet)
+            self.fd = fd
+        except Exception:           # not a terminal we can configure (Windows, a closed fd): no change
+            self.fd = None
+
+    def restore(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(Exception):
+            import termios
+
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+        self.fd = None
 
 
 class LiveView(PlainView):
@@ -295,6 +381,7 @@ class LiveView(PlainView):
         return self.console.get_style(_STYLE.get(kind, "none"))
 
     def _run(self) -> None:
+        quiet_tty = _NoEcho(self.console.file)
         with contextlib.suppress(Exception):
             self.live.start()
         try:
@@ -303,12 +390,13 @@ class LiveView(PlainView):
                 if lines:
                     # One print for the whole batch (Rich redraws the panel once per print), as ready-made
                     # segments: laying out thousands of Text objects would take a second (issue 9).
-                    self.live.console.print(_Lines([(ln.render(), self._style(ln.kind)) for ln in lines]),
-                                            soft_wrap=True)
+                    width = self.live.console.width
+                    self.live.console.print(_Lines([(ln.render(width), self._style(ln.kind))
+                                                    for ln in lines]), soft_wrap=True)
                 snap, self._snap = self._snap, None
                 if snap is not None and not stop:
                     try:
-                        frame = panel(snap)
+                        frame = panel(snap, self.evictions)
                     except Exception:       # skip a frame we cannot lay out; lines still print
                         frame = None
                     if frame is not None:
@@ -322,31 +410,38 @@ class LiveView(PlainView):
         finally:
             with contextlib.suppress(Exception):
                 self.live.stop()
+            quiet_tty.restore()
 
 
 # -- summary ----------------------------------------------------------------------------------------
 
-def summary_lines(watcher: Watcher) -> list[str]:
-    """Every episode (closed and still open) as plain, escaped lines, then a totals line."""
+def summary_lines(watcher: Watcher, evictions: dict[str, str] | None = None) -> list[str]:
+    """Every episode (closed and still open) as plain, escaped lines, then scan's summary sentence
+    (still-open episodes counted apart) and the evictions made."""
+    evictions = evictions or {}
     det = watcher.detector
     kept = det.episodes()
-    out = [episode_line(ep, 400) for ep in kept]
+    out = [episode_line(ep, 400) + _evicted(evictions, ep.id) for ep in kept]
     open_rows = watcher.open_rows()
     for ep, silence, open_s, alerted in open_rows:
-        s = "?" if silence is None else f"{silence:.1f}s"
         state = "stalled (alerted)" if alerted or ep.stalled else "within the window"
-        out.append(printable(f"{'open':<12} {ep.file}:{ep.line}  key={ep.key}  open for {open_s:.1f}s, "
-                            f"silent {s} of log time, {state}", 400))
+        out.append(printable(f"{'open':<12} {shown_path(ep.file)}:{ep.line}  key={ep.key}  open for "
+                             f"{open_s:.1f}s, silent {seconds(silence)} of log time, {state}", 400)
+                   + _evicted(evictions, ep.id))
     summ = det.summary()
-    open_stalled = sum(1 for ep, *_ in open_rows if ep.stalled)
-    out.append(f"{summ['episodes']} closed episode(s) in {summ['lines']} line(s) ({summ['files']} input(s)): "
-               f"{summ['stalled']} stalled, {summ['unresolved']} unresolved, {summ['disconnected']} "
-               f"disconnected, {summ['recovered']} recovered; {len(open_rows)} still open "
-               f"({open_stalled} of them stalled)")
+    out.append(summary_sentence(summ, open_count=len(open_rows)).plain)
+    if evictions:
+        counts = Counter(evictions.values())
+        out.append("evictions: " + ", ".join(f"{n} {result.replace('_', ' ')}"
+                                             for result, n in sorted(counts.items())))
     retired = int(summ["episodes"]) - len(kept)  # type: ignore[call-overload]
     if retired > 0:
-        out.append(f"note: {retired} older closed episode(s) not listed (only the newest "
+        out.append(f"note: {plural(retired, 'older closed episode')} not listed (only the newest "
                    f"{watcher.options.keep_closed} per input are kept); the counts include them")
-    for note in summ.get("notes") or []:
-        out.append("note: " + printable(note, 400))
+    out.extend(printable(note, 400) for note in summary_notes(summ))
     return out
+
+
+def _evicted(evictions: dict[str, str], episode_id: str) -> str:
+    result = evictions.get(episode_id)
+    return "" if result is None else f"  eviction={result}"

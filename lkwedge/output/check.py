@@ -15,15 +15,16 @@ from dataclasses import dataclass, field
 
 from lkwedge.detect.engine import ScanResult
 from lkwedge.detect.episodes import Episode
+from lkwedge.output.present import plural, seconds
 from lkwedge.safe import printable
 
+__all__ = ["plural"]      # re-exported: it lived here first
 
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
+
 
 
 def fmt_seconds(value: float | None) -> str:
-    return "unknown" if value is None else f"{value:.1f} s"
+    return seconds(value, unknown="unknown")
 
 
 @dataclass
@@ -54,11 +55,11 @@ def episode_summary(ep: Episode) -> str:
     head = ep.verdict if ep.key == ep.file else f"{ep.verdict} {printable(ep.key)}"
     parts = [head]
     if ep.silence_s is not None:
-        parts.append(f"silence {ep.silence_s:.1f} s")
+        parts.append(f"silence {seconds(ep.silence_s)}")
     if ep.outcome:
         parts.append(f"outcome {ep.outcome}")
     if ep.verdict == "unresolved" and ep.log_left_s is not None:
-        parts.append(f"log ends {ep.log_left_s:.1f} s later")
+        parts.append(f"log ends {seconds(ep.log_left_s)} later")
     return ", ".join(parts)
 
 
@@ -93,7 +94,7 @@ def run_checks(result: ScanResult, options: CheckOptions) -> CheckOutcome:
         limit = options.max_silence
         if limit is not None and ep.silence_s is not None and ep.silence_s > limit:
             over_silence += 1
-            reasons.append(("max-silence", f"silence {ep.silence_s:.1f} s > max-silence {limit:g} s"))
+            reasons.append(("max-silence", f"silence {seconds(ep.silence_s)} > max-silence {seconds(limit)}"))
         if ep.verdict in options.fail_on:
             by_verdict[ep.verdict] = by_verdict.get(ep.verdict, 0) + 1
             reasons.append(("fail-on", f"fail-on {ep.verdict}"))

@@ -1,90 +1,196 @@
-"""Scan results for people (a Rich table or plain lines) and for programs (JSON, JSON lines)."""
+"""Scan results for people (a terminal table or plain lines) and for programs (JSON, JSON lines).
+
+Piped text is line-oriented like grep's: one line per episode on stdout, so ``grep -c stalled`` counts
+stalled episodes; the summary sentence and notes go to stderr. On a terminal: a table that reads at
+80 columns (``file:line`` never split, the key only when it is not the file, the note wrapped under
+its row) followed by the summary.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
+
+from rich.console import Console
+from rich.text import Text
 
 from lkwedge.detect.engine import ScanResult
 from lkwedge.detect.episodes import Episode
+from lkwedge.detect.incidents import Incident, incident_of
+from lkwedge.output.present import look, plural, seconds, shown_path, summary_notes, summary_sentence
 from lkwedge.safe import printable
 
-if TYPE_CHECKING:  # rich is imported only when a table is drawn: piped and JSON output never pay for it
-    from rich.console import Console
-    from rich.text import Text
-
-VERDICT_STYLE = {"stalled": "bold red", "unresolved": "yellow", "disconnected": "cyan", "recovered": "green"}
+GAP = 2          # spaces between table columns
+NOTE_LIMIT = 400  # characters of a note shown on a terminal (the JSON has all of it)
 
 
-def write_json(result: ScanResult, out: TextIO) -> None:
+def _episode_dict(ep: Episode, incident_ids: dict[str, str] | None) -> dict[str, object]:
+    record = ep.to_dict()
+    if incident_ids is not None:
+        record["incident"] = incident_ids.get(ep.id)
+    return record
+
+
+def write_json(result: ScanResult, out: TextIO, incidents: list[Incident] | None = None) -> None:
+    ids = None if incidents is None else incident_of(incidents)
+    payload: dict[str, object] = {"episodes": [_episode_dict(ep, ids) for ep in result.episodes]}
+    if incidents is not None:
+        payload["incidents"] = [inc.to_dict() for inc in incidents]
+    payload["summary"] = result.summary
     # one dumps and one write: json.dump with indent writes piece by piece (10x slower on many episodes)
-    out.write(json.dumps({"episodes": [ep.to_dict() for ep in result.episodes], "summary": result.summary},
-                         indent=2, ensure_ascii=False) + "\n")
+    out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
 
 
-def write_jsonl(result: ScanResult, out: TextIO) -> None:
+def write_jsonl(result: ScanResult, out: TextIO, incidents: list[Incident] | None = None) -> None:
+    ids = None if incidents is None else incident_of(incidents)
     for ep in result.episodes:
-        out.write(json.dumps(ep.to_dict(), ensure_ascii=False) + "\n")
+        out.write(json.dumps(_episode_dict(ep, ids), ensure_ascii=False) + "\n")
     out.write(json.dumps({"summary": result.summary}, ensure_ascii=False) + "\n")
+
+
+def incident_line(inc: Incident) -> str:
+    """``incident I1 2026-01-30 18:24:43.187 docker_compose.log: 2 keys within 0.8s (worst: stalled)``"""
+    when = inc.start.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return printable(f"incident {inc.id} {when} {shown_path(inc.file)}: {plural(len(inc.keys), 'job')} "
+                     f"within {seconds(inc.spread_s)} (worst: {inc.verdict}): {', '.join(inc.keys)}", 400)
 
 
 def _when(ep: Episode) -> str:
     return ep.start.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if ep.start else "-"
 
 
-def _silence(ep: Episode) -> str:
-    return "?" if ep.silence_s is None else f"{ep.silence_s:.1f}s"
+def _key_shown(ep: Episode) -> str | None:
+    """The key, unless it is just the file (a log without job ids or pids)."""
+    return None if ep.key == ep.file else ep.key
 
 
-def write_table(result: ScanResult, console: Console) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(title="lkwedge: reconnect episodes", title_justify="left", expand=False)
-    for column in ("verdict", "where", "key", "start (log time)", "silence", "tries", "outcome", "why"):
-        table.add_column(column, overflow="fold")
-    for ep in result.episodes:
-        table.add_row(Text(ep.verdict, style=VERDICT_STYLE.get(ep.verdict, "")),
-                      Text(printable(f"{ep.file}:{ep.line}")), Text(printable(ep.key)), Text(_when(ep)),
-                      Text(_silence(ep)), Text(str(ep.attempts)), Text(ep.outcome or "-"),
-                      Text(printable(ep.note, 160)))
-    console.print(table)
-    console.print(summary_text(result.summary))
-
-
-def episode_line(ep: Episode, limit: int | None = None) -> str:
+def episode_line(ep: Episode, limit: int | None = None, incident: str | None = None) -> str:
     """One plain, escaped line per episode (scan's piped output, watch's summary)."""
-    return printable(f"{ep.verdict:<12} {ep.file}:{ep.line}  key={ep.key}  start={_when(ep)}  "
-                     f"silence={_silence(ep)}  attempts={ep.attempts}  outcome={ep.outcome or '-'}  "
+    key = _key_shown(ep)
+    return printable(f"{ep.verdict:<12} {shown_path(ep.file)}:{ep.line}  "
+                     f"{f'key={key}  ' if key else ''}{f'incident={incident}  ' if incident else ''}"
+                     f"start={_when(ep)}  "
+                     f"silence={seconds(ep.silence_s)}  attempts={ep.attempts}  outcome={ep.outcome or '-'}  "
                      f"{ep.note}", limit)
 
 
-def write_plain(result: ScanResult, out: TextIO) -> None:
+def write_plain(result: ScanResult, out: Console, err: Console | None,
+                incidents: list[Incident] | None = None) -> None:
+    """One line per episode on ``out`` (colour only when forced); incidents and the summary on ``err``
+    (None: quiet), so ``grep -c`` on stdout counts episodes."""
+    ids = incident_of(incidents or [])
     for ep in result.episodes:
-        out.write(episode_line(ep) + "\n")
-    out.write(summary_plain(result.summary) + "\n")
+        line = Text(episode_line(ep, incident=ids.get(ep.id)))
+        line.stylize(look(ep.verdict).rich, 0, len(ep.verdict))
+        out.print(line, soft_wrap=True)
+    if err is not None:
+        for inc in incidents or []:
+            err.print(Text(incident_line(inc)), soft_wrap=True)
+        err.print(summary_sentence(result.summary), soft_wrap=True)
+        for note in summary_notes(result.summary):
+            err.print(Text(note), soft_wrap=True)
 
 
-def _summary_parts(summary: dict[str, object]) -> list[tuple[str, str]]:
-    """The summary as (text, style) pieces: one wording for plain and Rich output."""
-    head = f"{summary['episodes']} episodes in {summary['lines']} lines ({summary['files']} file(s)): "
-    parts = [(head, "")]
-    for i, verdict in enumerate(("stalled", "unresolved", "disconnected", "recovered")):
-        count = summary.get(verdict, 0)
-        parts.append(((", " if i else "") + f"{count} {verdict}", VERDICT_STYLE[verdict] if count else ""))
-    parts.append((f"; {summary['unparsed']} unparsed line(s)", ""))
-    parts.extend(("\nnote: " + printable(str(note)), "") for note in summary.get("notes", []) or [])
-    return parts
+def _start_format(episodes: list[Episode]) -> tuple[str, str]:
+    """(strftime format, title suffix): the date once in the title when every episode is on one day."""
+    days = {ep.start.date() for ep in episodes if ep.start}
+    if len(days) == 1:
+        start = next(ep.start for ep in episodes if ep.start)
+        return "%H:%M:%S.%f", f" (log time, {start.strftime('%Y-%m-%d %Z').strip()})"
+    return "%m-%d %H:%M:%S.%f", " (log time)"
 
 
-def summary_plain(summary: dict[str, object]) -> str:
-    return "".join(text for text, _ in _summary_parts(summary))
+def table_text(result: ScanResult, width: int, incidents: list[Incident] | None = None) -> list[Text]:
+    """The table as lines of at most ``width`` cells (``file:line`` is never cut; a path longer than the
+    terminal is the one thing that may overflow, whole, so it can still be copied)."""
+    episodes = result.episodes
+    if not episodes:
+        return []
+    fmt, suffix = _start_format(episodes)
+    ids = incident_of(incidents or [])
+    rows = []
+    for ep in episodes:
+        start = ep.start.strftime(fmt)[:-3] if ep.start else "-"
+        rows.append((ep, printable(f"{shown_path(ep.file)}:{ep.line}"), start, seconds(ep.silence_s)))
+    w_verdict = max(len("verdict"), *(len(look(ep.verdict).label) for ep in episodes))
+    w_where = max(len("where"), *(len(r[1]) for r in rows))
+    w_start = max(len("start"), *(len(r[2]) for r in rows))
+    w_silence = max(len("silence"), *(len(r[3]) for r in rows))
+    indent = w_verdict + GAP
+    one_line = indent + w_where + GAP + w_start + GAP + w_silence <= width
+    pad = " " * GAP
+
+    out = [Text(f"lkwedge: {plural(len(episodes), 'reconnect episode')}{suffix}", style="bold")]
+    head = f"{'verdict':<{w_verdict}}{pad}{'where':<{w_where}}"
+    if one_line:
+        head += f"{pad}{'start':<{w_start}}{pad}{'silence':>{w_silence}}"
+    out.append(Text(head.rstrip(), style="bold"))
+    for ep, where, start, silence in rows:
+        row = Text()
+        row.append(f"{look(ep.verdict).label:<{w_verdict}}", style=look(ep.verdict).rich)
+        row.append(pad + (f"{where:<{w_where}}" if one_line else where))
+        facts = [f"attempts {ep.attempts}", f"outcome {ep.outcome or '-'}"]
+        if one_line:
+            row.append(f"{pad}{start:<{w_start}}{pad}{silence:>{w_silence}}")
+        else:
+            facts[:0] = [f"start {start}", f"silence {silence}"]
+        out.append(row)
+        key = _key_shown(ep)
+        if key:
+            facts.append(printable(key, 120))
+        if ep.id in ids:
+            facts.append(f"incident {ids[ep.id]}")
+        if ep.room and f"room:{ep.room}" != key:
+            facts.append(f"room {printable(ep.room, 80)}")
+        out.extend(_facts(facts, indent, width))
+        if ep.note:
+            out.extend(_wrapped(printable(ep.note, NOTE_LIMIT), indent, width, "dim"))
+    return out
+
+
+def _wrapped(text: str | Text, indent: int, width: int, style: str = "") -> list[Text]:
+    """``text`` wrapped at word boundaries to ``width`` cells, each line indented, no trailing spaces."""
+    body = text.copy() if isinstance(text, Text) else Text(text, style=style)
+    room = max(20, width - indent)
+    lines = body.wrap(Console(width=room, color_system=None), room)
+    out = []
+    for line in lines:
+        line.rstrip()
+        out.append(Text(" " * indent) + line)
+    return out
+
+
+def _facts(facts: list[str], indent: int, width: int) -> list[Text]:
+    """Facts joined by ", ", broken only between facts (``room X`` stays whole) unless one is too long."""
+    lines: list[str] = []
+    for fact in facts:
+        if lines and indent + len(lines[-1]) + 2 + len(fact) <= width:
+            lines[-1] += ", " + fact
+        else:
+            if lines:
+                lines[-1] += ","
+            lines.append(fact)
+    return [line for text in lines for line in _wrapped(text, indent, width)]
+
+
+def write_table(result: ScanResult, console: Console, quiet: bool = False,
+                incidents: list[Incident] | None = None) -> None:
+    for line in table_text(result, console.width, incidents):
+        console.print(line, soft_wrap=True)
+    for inc in incidents or []:
+        for line in _wrapped(incident_line(inc), 0, console.width, "bold"):
+            console.print(line, soft_wrap=True)
+    if not quiet:
+        for line in _wrapped(summary_sentence(result.summary), 0, console.width):
+            console.print(line, soft_wrap=True)
+        for note in summary_notes(result.summary):
+            for line in _wrapped(note, 0, console.width):
+                console.print(line, soft_wrap=True)
 
 
 def summary_text(summary: dict[str, object]) -> Text:
-    from rich.text import Text
-
-    text = Text()
-    for piece, style in _summary_parts(summary):
-        text.append(piece, style=style)
+    """The summary sentence and its notes (kept for callers that print them together)."""
+    text = summary_sentence(summary)
+    for note in summary_notes(summary):
+        text.append("\n" + note)
     return text

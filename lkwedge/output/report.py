@@ -1,7 +1,8 @@
 """Postmortem tables: the episodes of a scan as a typed pandas DataFrame, a summary, and exports.
 
-An *incident* is an episode whose verdict is not ``recovered`` (stalled, unresolved, disconnected): the
-worst-jobs/rooms tables and the time-of-day histogram count incidents. Times are UTC (log time).
+The worst-jobs/rooms tables and the time-of-day histogram count episodes *not recovered* (stalled,
+unresolved, disconnected, ghost). An *incident* is a group of episodes of different jobs in one log that
+started together (`lkwedge.detect.incidents`). Times are UTC (log time).
 """
 
 from __future__ import annotations
@@ -13,15 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from rich import box
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
 from lkwedge.detect.engine import ScanResult
 from lkwedge.detect.episodes import Episode
+from lkwedge.detect.incidents import Incident, incident_of
 from lkwedge.errors import InputError
-from lkwedge.output.check import plural
+from lkwedge.output.present import look, plural, seconds, shown_path
 from lkwedge.safe import printable
+from lkwedge.verdicts import severity
 
 VERDICTS = ["recovered", "disconnected", "stalled", "unresolved"]
 COLUMNS = ["start", "end", "silence_s", "outcome", "verdict", "key", "job", "room", "file", "line",
@@ -61,12 +65,13 @@ def _worst(incidents: pd.DataFrame, column: str) -> list[dict[str, Any]]:
     if known.empty:
         return []
     grouped = known.groupby(column, observed=True).agg(
-        incidents=("verdict", "size"),
+        not_recovered=("verdict", "size"),
         stalled=("verdict", lambda v: int((v == "stalled").sum())),
         max_silence_s=("silence_s", "max"),
     )
-    grouped = grouped.sort_values(["stalled", "incidents", "max_silence_s"], ascending=False).head(WORST_N)
-    return [{column: str(name), "incidents": int(row.incidents), "stalled": int(row.stalled),
+    grouped = grouped.sort_values(["stalled", "not_recovered", "max_silence_s"], ascending=False)
+    grouped = grouped.head(WORST_N)
+    return [{column: str(name), "not_recovered": int(row.not_recovered), "stalled": int(row.stalled),
              "max_silence_s": None if pd.isna(row.max_silence_s) else float(row.max_silence_s)}
             for name, row in grouped.iterrows()]
 
@@ -74,52 +79,84 @@ def _worst(incidents: pd.DataFrame, column: str) -> list[dict[str, Any]]:
 def summarize(df: pd.DataFrame) -> dict[str, Any]:
     """JSON-ready numbers for the terminal summary, the HTML page and ``--json``."""
     counts = {str(k): int(v) for k, v in df["verdict"].value_counts(sort=False).items()}
-    incidents = df[df["verdict"] != "recovered"]
-    hours = incidents["start"].dropna().dt.hour
+    not_recovered = df[df["verdict"] != "recovered"]
+    hours = not_recovered["start"].dropna().dt.hour
     return {
         "episodes": len(df),
         "verdicts": counts,
-        "incidents": len(incidents),
+        "not_recovered": len(not_recovered),
         "silence_s": {
             "p50": _percentile(df["silence_s"], 0.50),
             "p95": _percentile(df["silence_s"], 0.95),
             "max": _percentile(df["silence_s"], 1.0),
             "known": int(df["silence_s"].notna().sum()),
         },
-        "worst_jobs": _worst(incidents, "job"),
-        "worst_rooms": _worst(incidents, "room"),
-        "worst_keys": _worst(incidents, "key"),
-        "incidents_by_hour_utc": [int((hours == h).sum()) for h in range(24)],
-        "incidents_without_time": int(incidents["start"].isna().sum()),
+        "worst_jobs": _worst(not_recovered, "job"),
+        "worst_rooms": _worst(not_recovered, "room"),
+        "worst_keys": _worst(not_recovered, "key"),
+        "not_recovered_by_hour_utc": [int((hours == h).sum()) for h in range(24)],
+        "not_recovered_without_time": int(not_recovered["start"].isna().sum()),
         "first": None if df["start"].dropna().empty else df["start"].min().isoformat(),
         "last": None if df["start"].dropna().empty else df["start"].max().isoformat(),
     }
 
 
 def _secs(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f} s"
+    return seconds(value, unknown="–")
 
 
-def render_summary(summary: dict[str, Any], scan_summary: dict[str, Any]) -> Group:
+def _table(title: str, **kwargs: Any) -> Table:
+    # light rules: the tables also land in files and postmortem documents (`report > rep.txt`)
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, **kwargs)
+
+
+def worst_episode(episodes: Iterable[Episode]) -> Episode | None:
+    """The episode a postmortem starts with: the worst verdict, then the longest silence."""
+    def rank(ep: Episode) -> tuple[int, float]:
+        return (severity(ep.verdict), -(ep.silence_s or 0.0))
+    return min(episodes, key=rank, default=None)
+
+
+def headline(episodes: list[Episode], incidents: list[Incident]) -> str:
+    """One sentence for the top of a report: the worst episode (job, room, silence), the incidents."""
+    worst = worst_episode(episodes)
+    if worst is None:
+        return "No reconnect episodes."
+    who = [f"job {worst.job}" if worst.job else worst.key]
+    if worst.room:
+        who.append(f"room {worst.room}")
+    where = f"{shown_path(worst.file)}:{worst.line}"
+    text = (f"Worst: {worst.verdict} {' in '.join(who)}, silent {seconds(worst.silence_s)} ({where}). "
+            f"{plural(len(incidents), 'incident')} (jobs hit together)")
+    if incidents:
+        big = max(incidents, key=lambda inc: (len(inc.keys), -inc.start.timestamp()))
+        text += f"; the largest, {big.id}, hit {plural(len(big.keys), 'job')} within {seconds(big.spread_s)}"
+    return printable(text + ".", 600)
+
+
+def render_summary(summary: dict[str, Any], scan_summary: dict[str, Any],
+                   episodes: list[Episode] | None = None, incidents: list[Incident] | None = None) -> Group:
     """Rich renderables for the terminal. Names (jobs, rooms, keys) come from logs, so they go in as Text,
     never as markup."""
     head = Text()
     head.append("lkwedge report", style="bold")
     lines = scan_summary.get("lines", "?")
-    head.append(f": {plural(summary['episodes'], 'reconnect episode')} in {lines} lines")
+    head.append(f": {plural(summary['episodes'], 'reconnect episode')} in {plural(int(lines), 'line')}"
+                if isinstance(lines, int) else f": {plural(summary['episodes'], 'reconnect episode')}")
     if summary["first"]:
         first, last = (pd.Timestamp(summary[k]).strftime("%Y-%m-%d %H:%M:%SZ") for k in ("first", "last"))
         head.append(f"\nepisodes start between {first} and {last} (log time)")
     parts: list[Any] = [head]
+    if episodes is not None:
+        parts.append(Text(headline(episodes, incidents or []), style="bold"))
 
-    verdicts = Table(title="Episodes per verdict", title_justify="left")
+    verdicts = _table("Episodes per verdict")
     verdicts.add_column("verdict")
     verdicts.add_column("episodes", justify="right")
-    styles = {"recovered": "green", "disconnected": "yellow", "stalled": "bold red", "unresolved": "magenta"}
     for name, count in summary["verdicts"].items():
-        verdicts.add_row(Text(name, style=styles.get(name, "")), str(count))
+        verdicts.add_row(Text(name, style=look(name).rich), str(count))
     silence = summary["silence_s"]
-    stats = Table(title="Longest silence per episode", title_justify="left")
+    stats = _table("Longest silence per episode")
     for col in ("p50", "p95", "max", "episodes with times"):
         stats.add_column(col, justify="right")
     stats.add_row(_secs(silence["p50"]), _secs(silence["p95"]), _secs(silence["max"]), str(silence["known"]))
@@ -132,19 +169,19 @@ def render_summary(summary: dict[str, Any], scan_summary: dict[str, Any]) -> Gro
         rows = summary[f"worst_{column}s"]
         if not rows:
             continue
-        table = Table(title=f"{title} (incidents = episodes not recovered)", title_justify="left")
+        table = _table(f"{title} (episodes not recovered)")
         table.add_column(column)
-        for col in ("incidents", "stalled", "max silence"):
+        for col in ("not recovered", "stalled", "max silence"):
             table.add_column(col, justify="right")
         for row in rows:
-            table.add_row(Text(printable(row[column])), str(row["incidents"]), str(row["stalled"]),
+            table.add_row(Text(printable(row[column])), str(row["not_recovered"]), str(row["stalled"]),
                           _secs(row["max_silence_s"]))
         parts.append(table)
 
-    by_hour = summary["incidents_by_hour_utc"]
+    by_hour = summary["not_recovered_by_hour_utc"]
     if any(by_hour):
         peak = max(by_hour)
-        hist = Table(title="Incidents by hour of day (UTC, log time)", title_justify="left",
+        hist = Table(title="Episodes not recovered, by hour of day (UTC, log time)", title_justify="left",
                      show_header=False, box=None, padding=(0, 1))
         hist.add_column(justify="right")
         hist.add_column(justify="right")
@@ -155,17 +192,27 @@ def render_summary(summary: dict[str, Any], scan_summary: dict[str, Any]) -> Gro
             bar = "█" * max(1, round(30 * n / peak)) if n else ""
             hist.add_row(f"{hour:02d}:00", str(n), Text(bar, style="red"))
         parts.append(hist)
-    if summary["incidents_without_time"]:
-        parts.append(Text(f"{summary['incidents_without_time']} incidents have no log time "
-                          "(not in the histogram)"))
+    if summary["not_recovered_without_time"]:
+        parts.append(Text(f"{plural(summary['not_recovered_without_time'], 'episode')} not recovered "
+                          "without a log time (not in the histogram)"))
+    if incidents:
+        table = _table("Incidents (episodes of different jobs in one log starting together)")
+        for col in ("incident", "start (log time)", "jobs", "within", "worst", "file"):
+            table.add_column(col)
+        for inc in incidents:
+            table.add_row(inc.id, inc.start.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], str(len(inc.keys)),
+                          seconds(inc.spread_s), Text(inc.verdict, style=look(inc.verdict).rich),
+                          Text(printable(shown_path(inc.file))))
+        parts.append(table)
     for note in scan_summary.get("notes", []) or []:
         parts.append(Text(f"note: {printable(str(note))}", style="dim"))
     return Group(*parts)
 
 
 def print_summary(summary: dict[str, Any], scan_summary: dict[str, Any],
-                  console: Console | None = None) -> None:
-    (console or Console()).print(render_summary(summary, scan_summary))
+                  console: Console | None = None, episodes: list[Episode] | None = None,
+                  incidents: list[Incident] | None = None) -> None:
+    (console or Console()).print(render_summary(summary, scan_summary, episodes, incidents))
 
 
 def parquet_available() -> bool:
@@ -196,7 +243,7 @@ def csv_cell(value: str) -> str:
 def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
     """The episode table with every text column made safe for CSV (numbers and times untouched)."""
     out = df.copy()
-    for col in ("outcome", "key", "job", "room", "file", "note", "verdict"):
+    for col in ("outcome", "key", "job", "room", "file", "note", "verdict", "incident"):
         if col in out:
             out[col] = out[col].astype("string").map(csv_cell, na_action="ignore")
     return out
@@ -218,6 +265,12 @@ def export(df: pd.DataFrame, summary: dict[str, Any], *, csv: str | None = None,
         raise InputError(f"cannot write {exc.filename or 'output'}: {exc.strerror or exc}") from None
 
 
-def build(result: ScanResult) -> tuple[pd.DataFrame, dict[str, Any]]:
+def build(result: ScanResult, incidents: list[Incident] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     df = episodes_frame(result.episodes)
-    return df, summarize(df)
+    summary = summarize(df)
+    if incidents is not None:
+        ids = incident_of(incidents)
+        df["incident"] = pd.Series([ids.get(ep.id) for ep in result.episodes], dtype="string")
+        summary["incidents"] = [inc.to_dict() for inc in incidents]
+        summary["headline"] = headline(result.episodes, incidents)
+    return df, summary

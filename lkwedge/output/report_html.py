@@ -20,10 +20,11 @@ from html import escape
 from typing import Any
 
 from lkwedge.detect.episodes import Episode
+from lkwedge.output.present import OTHER_LOOK, VERDICT_LOOKS, seconds
 from lkwedge.safe import printable
 
-COLORS = {"recovered": "#2e7d32", "disconnected": "#b7791f", "stalled": "#c62828", "unresolved": "#6a1b9a"}
-OTHER_COLOR = "#455a64"
+COLORS = {verdict: look.html for verdict, look in VERDICT_LOOKS.items()}
+OTHER_COLOR = OTHER_LOOK.html
 MAX_CHARTS = 60  # beyond this, charts stop helping; the table still lists every episode
 PLOT_W = 1100
 LANE_H = 20
@@ -35,7 +36,7 @@ def _e(value: object) -> str:
 
 
 def _secs(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f} s"
+    return seconds(value, unknown="–")
 
 
 def _episode_json(index: int, ep: Episode) -> dict[str, Any]:
@@ -86,63 +87,99 @@ def _assign_lanes(spans: list[tuple[float, float]], overlap_ok: bool) -> list[in
     return lanes
 
 
-def _timeline_svg(eps: list[tuple[int, Episode]]) -> str:
-    """One job's episodes on a time axis: a bar per episode starting at its start whose length is its
-    longest silence (at least 3 px), coloured by verdict, with the outcome written after it when it fits."""
-    timed = [(i, ep) for i, ep in eps if ep.start is not None]
+GUTTER = 230      # px left of the plot for the job labels
+ROW_GAP = 6
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _label_w(text: str) -> float:
+    return 7 + 6.2 * len(text)
+
+
+def timeline_svg(groups: list[tuple[str, list[tuple[int, Episode]]]],
+                 incidents: Sequence[dict[str, Any]]) -> str:
+    """Every job on ONE time axis, so drops that hit several jobs at once line up (incidents are drawn as
+    bands across all rows). A bar starts at the episode's start and is as long as its longest silence
+    (at least 3 px); its outcome is written beside it, after it or, near the right edge, before it.
+    Positions are also kept as seconds (data-t, data-w) so the page's script can zoom and pan."""
+    timed = [(key, [(i, ep) for i, ep in eps if ep.start is not None]) for key, eps in groups]
+    timed = [(key, eps) for key, eps in timed if eps]
     if not timed:
-        return '<p class="muted">No log times for this job: nothing to place on a time axis.</p>'
-    t0 = min(ep.start for _, ep in timed)  # type: ignore[type-var]
-    t1 = max(max(ep.end or ep.start, ep.start + dt.timedelta(seconds=ep.silence_s or 0))  # type: ignore[operator]
-             for _, ep in timed)
-    span = max((t1 - t0).total_seconds(), 30.0)
+        return '<p class="muted">No log times: nothing to place on a time axis.</p>'
+    starts = [ep.start for _, eps in timed for _, ep in eps]
+    t0 = min(starts)  # type: ignore[type-var]
+    t1 = max(max(ep.end or ep.start,  # type: ignore[operator]
+                 ep.start + dt.timedelta(seconds=ep.silence_s or 0)) for _, eps in timed for _, ep in eps)
+    span = max((t1 - t0).total_seconds(), 30.0)  # type: ignore[operator]
     pad = span * 0.02
-    left, scale = 8, (PLOT_W - 16) / (span + 2 * pad)
+    d0, d1 = -pad, span + pad
+    plot_w = PLOT_W - GUTTER - 8
+    scale = plot_w / (d1 - d0)
 
-    def x_of(t: dt.datetime) -> float:
-        return left + ((t - t0).total_seconds() + pad) * scale
+    def x_of(t_s: float) -> float:
+        return GUTTER + (t_s - d0) * scale
 
-    bars = []  # (index, episode, x, width, label, label fits inside the plot)
-    for i, ep in sorted(timed, key=lambda p: p[1].start):  # type: ignore[arg-type, return-value]
-        x = x_of(ep.start)  # type: ignore[arg-type]
-        w = max(3.0, (ep.silence_s or 0) * scale)
-        label = ep.outcome or ep.verdict
-        label_w = 7 + 6.2 * len(label)
-        bars.append((i, ep, x, w, label, x + w + label_w <= PLOT_W, label_w))
-    # Labelled first; if even MAX_LANES lanes cannot keep bars and labels apart, drop all labels rather
-    # than draw bars over text (the tooltip and the table still carry the outcome).
-    lanes = _assign_lanes([(x, w + lw if fit else w) for _, _, x, w, _, fit, lw in bars], overlap_ok=False)
-    labelled = lanes is not None
-    if lanes is None:
-        lanes = _assign_lanes([(x, w) for _, _, x, w, _, _, _ in bars], overlap_ok=True) or []
-    items = [(i, ep, x, w, lane, labelled and fit, label)
-             for (i, ep, x, w, label, fit, _), lane in zip(bars, lanes, strict=True)]
-    lane_count = max(lanes) + 1
-    height = 26 + LANE_H * lane_count
-    parts = [f'<svg class="timeline" viewBox="0 0 {PLOT_W} {height}" width="{PLOT_W}" height="{height}" '
-             f'role="img" aria-label="timeline of {len(items)} episodes">']
-    axis_y = height - 18
-    parts.append(f'<line x1="{left}" y1="{axis_y}" x2="{PLOT_W - 8}" y2="{axis_y}" class="axis"/>')
-    for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
-        tick = t0 + dt.timedelta(seconds=frac * (span + 2 * pad) - pad)
-        tx = x_of(tick)
-        anchor = "start" if frac == 0 else "end" if frac == 1 else "middle"
-        parts.append(f'<line x1="{tx:.1f}" y1="{axis_y}" x2="{tx:.1f}" y2="{axis_y + 4}" class="axis"/>'
-                     f'<text x="{tx:.1f}" y="{height - 3}" text-anchor="{anchor}" class="tick">'
-                     f"{_hm(tick)}</text>")
-    for i, ep, x, w, lane, show_label, label in items:
-        y = 4 + lane * LANE_H
-        color = COLORS.get(ep.verdict, OTHER_COLOR)
-        tip = (f"{ep.verdict} · {ep.start.isoformat()} · silence {_secs(ep.silence_s)} · "  # type: ignore[union-attr]
-               f"outcome {ep.outcome or 'none'} · {ep.file}:{ep.line}")
-        parts.append(f'<a href="#ep-{i}"><g class="ep" data-verdict="{_e(ep.verdict)}">'
-                     f"<title>{_e(tip)}</title>"
-                     f'<line x1="{x:.1f}" y1="{y}" x2="{x:.1f}" y2="{y + 14}" class="start"/>'
-                     f'<rect x="{x:.1f}" y="{y + 2}" width="{w:.1f}" height="10" fill="{color}"/>')
-        if show_label:
-            parts.append(f'<text x="{x + w + 3:.1f}" y="{y + 11}" class="lbl">{_e(label)}</text>')
-        parts.append("</g></a>")
-    parts.append("</svg>")
+    rows_svg: list[str] = []
+    y = 4
+    for key, eps in timed:
+        bars = []
+        for i, ep in sorted(eps, key=lambda p: p[1].start):  # type: ignore[arg-type, return-value]
+            t_s = (ep.start - t0).total_seconds()  # type: ignore[operator]
+            x, w = x_of(t_s), max(3.0, (ep.silence_s or 0) * scale)
+            label = ep.outcome or ep.verdict
+            after = x + w + _label_w(label) <= PLOT_W
+            span_x = x if after else x - _label_w(label)
+            bars.append((i, ep, t_s, x, w, label, after, span_x, w + _label_w(label)))
+        lanes = _assign_lanes([(sx, sw) for *_, sx, sw in bars], overlap_ok=True) or [0] * len(bars)
+        height = LANE_H * (max(lanes) + 1)
+        first = eps[0][1]
+        title = key if not first.room else f"{key} · {first.room}"
+        rows_svg.append(f'<g class="row" data-key="{_e(key)}">'
+                        f'<text x="4" y="{y + 12}" class="rowlbl">'
+                        f"<title>{_e(title)}</title>{_e(_clip(title, 27))}</text>"
+                        f'<line x1="{GUTTER}" y1="{y + height + ROW_GAP / 2 - 1}" x2="{PLOT_W - 8}" '
+                        f'y2="{y + height + ROW_GAP / 2 - 1}" class="rowline"/>')
+        for (i, ep, t_s, x, w, label, after, _, _), lane in zip(bars, lanes, strict=True):
+            by = y + lane * LANE_H
+            color = COLORS.get(ep.verdict, OTHER_COLOR)
+            tip = (f"{ep.verdict} · {ep.start.isoformat()} · silence {_secs(ep.silence_s)} · "  # type: ignore[union-attr]
+                   f"outcome {ep.outcome or 'none'} · {ep.file}:{ep.line}")
+            lx, anchor = (x + w + 3, "start") if after else (x - 3, "end")
+            rows_svg.append(
+                f'<a href="#ep-{i}"><g class="ep" data-verdict="{_e(ep.verdict)}" data-t="{t_s:.3f}" '
+                f'data-w="{ep.silence_s or 0:.3f}"><title>{_e(tip)}</title>'
+                f'<line x1="{x:.1f}" y1="{by}" x2="{x:.1f}" y2="{by + 14}" class="start"/>'
+                f'<rect x="{x:.1f}" y="{by + 2}" width="{w:.1f}" height="10" fill="{color}"/>'
+                f'<text x="{lx:.1f}" y="{by + 11}" text-anchor="{anchor}" class="lbl">{_e(label)}</text>'
+                "</g></a>")
+        rows_svg.append("</g>")
+        y += height + ROW_GAP
+    axis_y = y + 2
+    total_h = axis_y + 22
+    parts = [f'<svg id="timeline" class="timeline" viewBox="0 0 {PLOT_W} {total_h}" '
+             f'data-t0="{t0.isoformat()}" data-d0="{d0:.3f}" data-d1="{d1:.3f}" data-left="{GUTTER}" '
+             f'data-right="{PLOT_W - 8}" role="img" aria-label="timeline of every job on one time axis">']
+    for inc in incidents:
+        t_s = (dt.datetime.fromisoformat(inc["start"]) - t0).total_seconds()
+        bx, bw = x_of(t_s) - 2, max(4.0, inc["spread_s"] * scale + 4)
+        parts.append(f'<rect class="band" data-t="{t_s:.3f}" data-w="{inc["spread_s"]:.3f}" '
+                     f'x="{bx:.1f}" y="0" width="{bw:.1f}" height="{axis_y}">'
+                     f'<title>incident {_e(inc["id"])}: '
+                     f'{len(inc["keys"])} jobs within {_secs(inc["spread_s"])}</title></rect>')
+    parts.extend(rows_svg)
+    parts.append(f'<line x1="{GUTTER}" y1="{axis_y}" x2="{PLOT_W - 8}" y2="{axis_y}" class="axis"/>'
+                 f'<g id="ticks" data-y="{axis_y}">')
+    for k in range(6):
+        t_s = d0 + (d1 - d0) * k / 5
+        tx = x_of(t_s)
+        anchor = "start" if k == 0 else "end" if k == 5 else "middle"
+        when = t0 + dt.timedelta(seconds=t_s)
+        parts.append(f'<text x="{tx:.1f}" y="{axis_y + 15}" text-anchor="{anchor}" class="tick">'
+                     f"{when.strftime('%m-%d %H:%M') if span > 86400 else _hm(when)}</text>")
+    parts.append("</g></svg>")
     return "".join(parts)
 
 
@@ -150,12 +187,12 @@ def _hist_svg(by_hour: Sequence[int]) -> str:
     peak = max(by_hour) or 1
     bar_w, h = 30, 90
     parts = [f'<svg class="hist" viewBox="0 0 {24 * bar_w} {h + 30}" width="{24 * bar_w}" height="{h + 30}" '
-             'role="img" aria-label="incidents by hour of day">']
+             'role="img" aria-label="episodes not recovered by hour of day">']
     for hour, n in enumerate(by_hour):
         bh = h * n / peak
         x = hour * bar_w
         mid = x + bar_w / 2
-        parts.append(f"<g><title>{hour:02d}:00–{hour:02d}:59 UTC: {n} incidents</title>"
+        parts.append(f"<g><title>{hour:02d}:00–{hour:02d}:59 UTC: {n} not recovered</title>"
                      f'<rect x="{x + 3}" y="{h - bh + 12:.1f}" width="{bar_w - 6}" height="{bh:.1f}" '
                      f'class="hbar"/><text x="{mid}" y="{h + 26}" text-anchor="middle" class="tick">'
                      f"{hour:02d}</text>")
@@ -168,13 +205,15 @@ def _hist_svg(by_hour: Sequence[int]) -> str:
 
 def _worst_table(rows: list[dict[str, Any]], column: str) -> str:
     if not rows:
-        return f'<p class="muted">No incidents with a known {column}.</p>'
-    body = "".join(f"<tr><td>{_e(r[column])}</td><td class=num>{r['incidents']}</td>"
+        return f'<p class="muted">No episode not recovered with a known {column}.</p>'
+    body = "".join(f"<tr><td>{_e(r[column])}</td><td class=num>{r['not_recovered']}</td>"
                    f"<td class=num>{r['stalled']}</td><td class=num>{_secs(r['max_silence_s'])}</td></tr>"
                    for r in rows)
-    return (f'<table class="small"><thead><tr><th>{column}</th><th>incidents</th><th>stalled</th>'
+    return (f'<table class="small"><thead><tr><th>{column}</th><th>not recovered</th><th>stalled</th>'
             f"<th>max silence</th></tr></thead><tbody>{body}</tbody></table>")
 
+
+_VERDICT_CSS = "".join(f".card.v-{v} b,.verdict.{v}{{color:{c}}}" for v, c in COLORS.items())
 
 _CSS = """
 :root{--fg:#1f2328;--muted:#656d76;--line:#d0d7de;--bg:#fff;--alt:#f6f8fa}
@@ -186,8 +225,7 @@ h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid var(--line);padding-
 h3{font-size:14px;margin:14px 0 4px;font-family:ui-monospace,Menlo,Consolas,monospace}
 .muted{color:var(--muted)}.cards{display:flex;gap:12px;flex-wrap:wrap;margin:12px 0}
 .card{border:1px solid var(--line);border-radius:6px;padding:8px 14px;min-width:120px}
-.card b{display:block;font-size:22px}.card.v-stalled b{color:#c62828}.card.v-recovered b{color:#2e7d32}
-.card.v-disconnected b{color:#b7791f}.card.v-unresolved b{color:#6a1b9a}
+.card b{display:block;font-size:22px}
 .cols{display:flex;gap:32px;flex-wrap:wrap}
 table{border-collapse:collapse;width:100%}
 th,td{border-bottom:1px solid var(--line);padding:4px 6px;text-align:left;vertical-align:top}
@@ -196,8 +234,7 @@ table.small{width:auto}td.num,th.num{text-align:right;font-variant-numeric:tabul
 #episodes th[aria-sort=ascending]::after{content:" ▲"}#episodes th[aria-sort=descending]::after{content:" ▼"}
 tr.ev td{background:var(--alt)}
 pre{margin:0;white-space:pre-wrap;word-break:break-all;font:12px/1.4 ui-monospace,Menlo,Consolas,monospace}
-.verdict{font-weight:600}.verdict.stalled{color:#c62828}.verdict.recovered{color:#2e7d32}
-.verdict.disconnected{color:#b7791f}.verdict.unresolved{color:#6a1b9a}
+.verdict{font-weight:600}
 button.toggle{font:inherit;font-size:12px;padding:0 6px;cursor:pointer}
 svg .axis{stroke:#8c959f}svg .tick{font:11px ui-monospace,Menlo,Consolas,monospace;fill:#57606a}
 svg .lbl{font:11px system-ui,sans-serif;fill:#1f2328}svg .start{stroke:#1f2328;stroke-width:1}
@@ -207,7 +244,13 @@ svg .hbar{fill:#c62828}svg a:hover rect{stroke:#000;stroke-width:1}
 #lkw-js-error{background:#ffebe9;border:1px solid #c62828;padding:8px;margin:8px 0}
 .filters{margin:8px 0}.filters label{margin-right:12px}
 .scroll{overflow-x:auto}#episodes th,td.nowrap{white-space:nowrap}#episodes{font-size:13px}
-#episodes th,#episodes td{padding:3px 4px}
+#episodes th,#episodes td{padding:3px 4px}#episodes td{overflow-wrap:anywhere}
+.headline{font-size:17px;font-weight:600;margin:6px 0 10px}p.small{font-size:12px}
+svg.timeline{width:100%;height:auto;display:block;user-select:none}
+svg .rowlbl{font:12px ui-monospace,Menlo,Consolas,monospace;fill:#1f2328}svg .rowline{stroke:#eaeef2}
+svg .band{fill:#8250df;fill-opacity:.13}.zoom{margin:6px 0}
+table.evidence{width:100%;margin:4px 0}table.evidence td{font:12px/1.4 ui-monospace,Menlo,Consolas,monospace;
+border:0;padding:1px 6px}table.evidence td.text{overflow-wrap:anywhere}
 """
 
 # The script must not depend on anything outside this file. Keep it plain ES2017.
@@ -249,6 +292,29 @@ _JS = r"""
     return iso ? iso.replace('T', ' ').replace(/(\.\d{3})\d*/, '$1').replace('+00:00', 'Z') : '';
   }
 
+  // Evidence as a small table: time offset from the trigger line, line number, role, text.
+  function evidenceTable(ep) {
+    var t = document.createElement('table');
+    t.className = 'evidence';
+    var trigger = ep.evidence.filter(function (e) { return e.role === 'trigger' && e.time; })[0] ||
+                  ep.evidence.filter(function (e) { return e.time; })[0];
+    var t0 = trigger ? Date.parse(trigger.time) : null;
+    ep.evidence.forEach(function (e) {
+      var tr = document.createElement('tr');
+      var off = '';
+      if (t0 !== null && e.time) {
+        var d = (Date.parse(e.time) - t0) / 1000;
+        off = (d < 0 ? '\u2212' : '+') + Math.abs(d).toFixed(3) + ' s';
+      }
+      cell(tr, off, 'num nowrap');
+      cell(tr, ep.file.split('/').pop() + ':' + e.line, 'nowrap').title = ep.file + ':' + e.line;
+      cell(tr, e.role, 'nowrap');
+      cell(tr, e.text, 'text');
+      t.appendChild(tr);
+    });
+    return t;
+  }
+
   function render() {
     var frag = document.createDocumentFragment();
     var shown = 0;
@@ -263,8 +329,7 @@ _JS = r"""
       cell(tr, fmtTime(ep.start), 'nowrap');
       cell(tr, ep.silence_s === null ? '' : ep.silence_s.toFixed(1), 'num');
       cell(tr, ep.outcome);
-      cell(tr, ep.key);
-      cell(tr, ep.job);
+      cell(tr, ep.job || ep.key);     // the key only when there is no job (a pid, a service, the file)
       cell(tr, ep.room);
       // the file's last path part keeps the table narrow; the full path is in the tooltip and evidence
       cell(tr, ep.file.split('/').pop() + ':' + ep.line).title = ep.file + ':' + ep.line;
@@ -279,15 +344,13 @@ _JS = r"""
       ev.className = 'ev';
       ev.hidden = true;
       var evtd = document.createElement('td');
-      evtd.colSpan = 11;
-      var pre = document.createElement('pre');
-      var lines = [];
-      if (ep.note) lines.push(ep.note);
-      ep.evidence.forEach(function (e) {
-        lines.push(ep.file + ':' + e.line + ': [' + e.role + '] ' + e.text);
-      });
-      pre.textContent = lines.join('\n');
-      evtd.appendChild(pre);
+      evtd.colSpan = 10;
+      if (ep.note) {
+        var note = document.createElement('p');
+        note.textContent = ep.note;
+        evtd.appendChild(note);
+      }
+      evtd.appendChild(evidenceTable(ep));
       ev.appendChild(evtd);
       btn.addEventListener('click', function () { ev.hidden = !ev.hidden; });
       frag.appendChild(tr);
@@ -329,6 +392,93 @@ _JS = r"""
     });
   });
 
+  // The shared timeline: zoom and pan by recomputing x from each mark's seconds (data-t, data-w).
+  var svg = document.getElementById('timeline');
+  if (svg) {
+    var full = [parseFloat(svg.getAttribute('data-d0')), parseFloat(svg.getAttribute('data-d1'))];
+    var left = parseFloat(svg.getAttribute('data-left')), right = parseFloat(svg.getAttribute('data-right'));
+    var t0ms = Date.parse(svg.getAttribute('data-t0'));
+    var NS = 'http://www.w3.org/2000/svg';
+    var setDomain = function (d0, d1) {
+      var minSpan = 0.5;
+      if (d1 - d0 < minSpan) { var mid = (d0 + d1) / 2; d0 = mid - minSpan / 2; d1 = mid + minSpan / 2; }
+      var scale = (right - left) / (d1 - d0);
+      var xOf = function (t) { return left + (t - d0) * scale; };
+      svg.setAttribute('data-domain', d0.toFixed(3) + ',' + d1.toFixed(3));
+      Array.prototype.forEach.call(svg.querySelectorAll('g.ep'), function (g) {
+        var x = xOf(parseFloat(g.getAttribute('data-t')));
+        var w = Math.max(3, parseFloat(g.getAttribute('data-w')) * scale);
+        var visible = x + w >= left && x <= right;
+        g.style.display = visible ? '' : 'none';
+        var line = g.querySelector('line'), rect = g.querySelector('rect'), text = g.querySelector('text');
+        line.setAttribute('x1', x); line.setAttribute('x2', x);
+        rect.setAttribute('x', Math.max(left, x));
+        rect.setAttribute('width', Math.max(3, Math.min(right, x + w) - Math.max(left, x)));
+        var lw = 7 + 6.2 * text.textContent.length;
+        var after = x + w + lw <= right + 8;
+        text.setAttribute('x', after ? x + w + 3 : x - 3);
+        text.setAttribute('text-anchor', after ? 'start' : 'end');
+      });
+      Array.prototype.forEach.call(svg.querySelectorAll('rect.band'), function (b) {
+        var x = xOf(parseFloat(b.getAttribute('data-t'))) - 2;
+        var w = Math.max(4, parseFloat(b.getAttribute('data-w')) * scale + 4);
+        b.style.display = x + w >= left && x <= right ? '' : 'none';
+        b.setAttribute('x', Math.max(left, x)); b.setAttribute('width', w);
+      });
+      var ticks = document.getElementById('ticks');
+      var y = parseFloat(ticks.getAttribute('data-y')) + 15;
+      ticks.textContent = '';
+      for (var k = 0; k <= 5; k++) {
+        var ts = d0 + (d1 - d0) * k / 5;
+        var iso = new Date(t0ms + ts * 1000).toISOString();
+        var label = d1 - d0 > 86400 ? iso.substr(5, 11).replace('T', ' ')
+                                    : iso.substr(11, d1 - d0 < 20 ? 12 : 8);
+        var tx = document.createElementNS(NS, 'text');
+        tx.setAttribute('x', xOf(ts)); tx.setAttribute('y', y); tx.setAttribute('class', 'tick');
+        tx.setAttribute('text-anchor', k === 0 ? 'start' : k === 5 ? 'end' : 'middle');
+        tx.textContent = label;
+        ticks.appendChild(tx);
+      }
+      current = [d0, d1];
+    };
+    var current = full.slice();
+    var zoomBy = function (f) {
+      var mid = (current[0] + current[1]) / 2, half = (current[1] - current[0]) * f / 2;
+      setDomain(Math.max(full[0], mid - half), Math.min(full[1], mid + half));
+    };
+    document.getElementById('zoom-in').addEventListener('click', function () { zoomBy(0.5); });
+    document.getElementById('zoom-out').addEventListener('click', function () { zoomBy(2); });
+    document.getElementById('zoom-reset').addEventListener('click', function () {
+      setDomain(full[0], full[1]);
+    });
+    Array.prototype.forEach.call(document.querySelectorAll('button[data-zoom]'), function (btn) {
+      btn.addEventListener('click', function () {
+        var t = (Date.parse(btn.getAttribute('data-start')) - t0ms) / 1000;
+        var spread = parseFloat(btn.getAttribute('data-spread'));
+        setDomain(t - 10, t + spread + 30);
+        svg.scrollIntoView();
+      });
+    });
+    // drag across the plot to zoom to that stretch
+    var dragFrom = null;
+    var secondsAt = function (evt) {
+      var box = svg.getBoundingClientRect();
+      var x = (evt.clientX - box.left) * (svg.viewBox.baseVal.width / box.width);
+      return current[0] + (x - left) * (current[1] - current[0]) / (right - left);
+    };
+    svg.addEventListener('mousedown', function (evt) { dragFrom = secondsAt(evt); });
+    svg.addEventListener('mouseup', function (evt) {
+      if (dragFrom === null) return;
+      var to = secondsAt(evt);
+      if (Math.abs(to - dragFrom) > (current[1] - current[0]) / 100) {
+        setDomain(Math.min(dragFrom, to), Math.max(dragFrom, to));
+      }
+      dragFrom = null;
+    });
+    var m0 = /(?:^#|&)zoom=([\d.]+),([\d.]+)/.exec(window.location.hash);
+    if (m0) setDomain(parseFloat(m0[1]), parseFloat(m0[2]));
+  }
+
   render();
   // Deep link to a sort order: #sort=silence_s or #sort=-silence_s. Goes through the header's click
   // handler, the same path a user's click takes.
@@ -340,6 +490,14 @@ _JS = r"""
       if (m[1] === '-') th.click();
     }
   }
+  // For checks (and curious readers): whether anything needs a horizontal scroll at this width.
+  var boxes = Array.prototype.slice.call(document.querySelectorAll('.scroll'));
+  var wide = [document.documentElement].concat(boxes).filter(function (el) {
+    return el.scrollWidth > el.clientWidth;
+  });
+  document.body.setAttribute('data-horizontal-scroll', String(wide.length > 0));
+  document.body.setAttribute('data-scroll-width', String(document.documentElement.scrollWidth));
+  document.body.setAttribute('data-inner-width', String(window.innerWidth));
   document.body.setAttribute('data-ready', '1');
 })();
 """
@@ -348,8 +506,8 @@ _JS = r"""
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 
 _TABLE_COLS = [("i", "#", True), ("verdict", "verdict", False), ("start", "start (UTC)", False),
-               ("silence_s", "silence s", True), ("outcome", "outcome", False), ("key", "key", False),
-               ("job", "job", False), ("room", "room", False), ("file", "file:line", False),
+               ("silence_s", "silence s", True), ("outcome", "outcome", False),
+               ("job", "job / key", False), ("room", "room", False), ("file", "file:line", False),
                ("attempts", "attempts", True)]
 
 
@@ -369,20 +527,24 @@ def render_html(episodes: Sequence[Episode], summary: dict[str, Any], scan_summa
                 item[0])
 
     ordered = sorted(groups.items(), key=badness)
-    charts = []
-    for key, eps in ordered[:MAX_CHARTS]:
-        first = eps[0][1]
-        label = key if not first.room else f"{key} · room {first.room}"
-        counts = {v: sum(ep.verdict == v for _, ep in eps) for v in COLORS}
-        count_text = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
-        charts.append(f'<section class="job" data-key="{_e(key)}"><h3>{_e(label)} '
-                      f'<span class="muted">({len(eps)} episodes: {_e(count_text)})</span></h3>'
-                      f"{_timeline_svg(eps)}</section>")
+    incidents = list(summary.get("incidents") or [])
+    charts = [timeline_svg(ordered[:MAX_CHARTS], incidents)]
     if len(ordered) > MAX_CHARTS:
         charts.append(f'<p class="muted">{len(ordered) - MAX_CHARTS} more jobs are not charted (the least '
                       "affected); the table below lists all episodes.</p>")
-    if not charts:
-        charts.append('<p class="muted">No reconnect episodes.</p>')
+    if not indexed:
+        charts = ['<p class="muted">No reconnect episodes.</p>']
+    inc_rows = "".join(
+        f'<tr><td><button type="button" class="toggle" data-zoom="{_e(inc["id"])}" '
+        f'data-start="{_e(inc["start"])}" data-spread="{inc["spread_s"]}">{_e(inc["id"])}</button></td>'
+        f'<td class=nowrap>{_e(_short(inc["start"]))}</td><td class=num>{len(inc["keys"])}</td>'
+        f'<td class=num>{_secs(inc["spread_s"])}</td><td class="verdict {_e(inc["verdict"])}">'
+        f'{_e(inc["verdict"])}</td><td>{_e(", ".join(inc["keys"]))}</td></tr>' for inc in incidents)
+    incident_html = (f'<table class="small" id="incidents"><thead><tr><th>incident</th><th>start</th>'
+                     f"<th>jobs</th><th>within</th><th>worst</th><th>jobs hit</th></tr></thead>"
+                     f"<tbody>{inc_rows}</tbody></table>" if incidents else
+                     '<p class="muted">No incident: no two jobs of one log dropped together.</p>')
+    headline = summary.get("headline") or ""
 
     verdict_cards = "".join(f'<div class="card v-{_e(v)}"><b>{n}</b>{_e(v)}</div>'
                             for v, n in summary["verdicts"].items())
@@ -399,7 +561,7 @@ def render_html(episodes: Sequence[Episode], summary: dict[str, Any], scan_summa
     else:  # logs without job ids: rank the streams (pid, service, file) instead
         worst_first = f"<h3>Worst streams</h3>{_worst_table(summary['worst_keys'], 'key')}"
     generated = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-    src = ", ".join(sources)
+    src = ", ".join(sources[:3]) + (f" and {len(sources) - 3} more" if len(sources) > 3 else "")
 
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -408,28 +570,38 @@ def render_html(episodes: Sequence[Episode], summary: dict[str, Any], scan_summa
 <meta http-equiv="Content-Security-Policy" content="{_CSP}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_e(title)}</title>
-<style>{_CSS}</style>
+<style>{_CSS}{_VERDICT_CSS}</style>
 </head>
 <body>
 <h1>{_e(title)}</h1>
-<p class="muted">{_e(src)} · {scan_summary.get("lines", "?")} lines · log time {_e(span)} ·
+<p class="headline" id="headline">{_e(headline)}</p>
+<div class="cards"><div class="card"><b>{summary["episodes"]}</b>episodes</div>{verdict_cards}
+<div class="card"><b>{len(incidents)}</b>incidents</div></div>
+<p class="muted small">log time {_e(span)} · {scan_summary.get("lines", "?")} lines of {_e(src)} ·
 generated {generated}</p>
 <noscript><p>The episode table needs JavaScript; the summary and timelines below do not.</p></noscript>
+<h2>Incidents</h2>
+<p class="muted">Episodes of different jobs in one log that started within the incident gap of each
+other: one network blip or server migration. Click one to zoom the timeline to it.</p>
+{incident_html}
 <h2>Summary</h2>
-<div class="cards"><div class="card"><b>{summary["episodes"]}</b>episodes</div>{verdict_cards}</div>
 <div class="cards"><div class="card"><b>{_secs(sil["p50"])}</b>silence p50</div>
 <div class="card"><b>{_secs(sil["p95"])}</b>silence p95</div>
 <div class="card"><b>{_secs(sil["max"])}</b>silence max</div></div>
 <p class="muted">Silence = the longest stretch of log time inside an episode with no progress line.
-An incident is an episode that did not recover.</p>
+"Not recovered" counts stalled, unresolved, disconnected and ghost episodes.</p>
 {f"<ul class=muted>{notes}</ul>" if notes else ""}
 <div class="cols"><div>{worst_first}</div>
 <div><h3>Worst rooms</h3>{_worst_table(summary["worst_rooms"], "room")}</div></div>
-<h3>Incidents by hour of day (UTC, log time)</h3>
-{_hist_svg(summary["incidents_by_hour_utc"])}
-<h2>Timeline per job</h2>
+<h3>Episodes not recovered, by hour of day (UTC, log time)</h3>
+{_hist_svg(summary["not_recovered_by_hour_utc"])}
+<h2>Timeline: every job on one time axis</h2>
 <p class="legend muted">{legend} Bar = the episode's longest silence, starting at the episode's start; label =
-outcome. Hover for details, click to jump to the row.</p>
+outcome; shaded band = incident. Hover for details, click a bar to jump to its row.</p>
+<div class="zoom"><button type="button" class="toggle" id="zoom-in">zoom in</button>
+<button type="button" class="toggle" id="zoom-out">zoom out</button>
+<button type="button" class="toggle" id="zoom-reset">whole log</button>
+<span class="muted">or drag across the timeline to zoom to that stretch</span></div>
 {"".join(charts)}
 <h2>Episodes (<span id="rendered-count">0</span> shown of {len(indexed)})</h2>
 <div class="filters">{filters}</div>

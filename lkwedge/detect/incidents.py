@@ -1,0 +1,80 @@
+"""Incidents: one network blip or server migration hits every job of a host at once.
+
+Episodes of *different* keys (jobs, pids, services) in the same input (one log = one host) whose
+starts follow each other within ``gap`` seconds of log time form one incident (single linkage: a chain
+of starts, each within ``gap`` of the previous one). A lone episode, or a run of episodes of one key,
+is no incident. Computed after the scan, from the finished episodes, so it never touches the per-line
+path and gives the same answer for every reader.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from lkwedge.detect.episodes import Episode
+from lkwedge.verdicts import severity
+
+DEFAULT_GAP = 2.0
+
+
+
+@dataclass
+class Incident:
+    id: str                             # "I1", "I2"... in order of first start
+    file: str
+    start: dt.datetime
+    end: dt.datetime                    # the last episode's start
+    episodes: list[Episode] = field(default_factory=list)
+
+    @property
+    def keys(self) -> list[str]:
+        return list(dict.fromkeys(ep.key for ep in self.episodes))
+
+    @property
+    def verdict(self) -> str:
+        """The worst verdict among its episodes."""
+        return min((ep.verdict for ep in self.episodes), key=severity)
+
+    @property
+    def spread_s(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+    def to_dict(self) -> dict[str, object]:
+        return {"id": self.id, "file": self.file, "start": self.start.isoformat(),
+                "spread_s": round(self.spread_s, 3), "verdict": self.verdict, "keys": self.keys,
+                "episodes": [ep.id for ep in self.episodes]}
+
+
+def find_incidents(episodes: Iterable[Episode], gap: float = DEFAULT_GAP) -> list[Incident]:
+    by_file: dict[str, list[Episode]] = {}
+    for ep in episodes:
+        if ep.start is not None:
+            by_file.setdefault(ep.file, []).append(ep)
+    found: list[Incident] = []
+    limit = dt.timedelta(seconds=gap)
+    for file, eps in by_file.items():
+        eps.sort(key=lambda ep: ep.start)  # type: ignore[arg-type, return-value]
+        run: list[Episode] = []
+        for ep in eps:
+            if run and ep.start - run[-1].start > limit:  # type: ignore[operator]
+                found.extend(_incident(file, run))
+                run = []
+            run.append(ep)
+        found.extend(_incident(file, run))
+    found.sort(key=lambda inc: (inc.start, inc.file))
+    for i, inc in enumerate(found, 1):
+        inc.id = f"I{i}"
+    return found
+
+
+def _incident(file: str, run: Sequence[Episode]) -> list[Incident]:
+    if len({ep.key for ep in run}) < 2:
+        return []
+    return [Incident("", file, run[0].start, run[-1].start, list(run))]  # type: ignore[arg-type]
+
+
+def incident_of(incidents: Iterable[Incident]) -> dict[str, str]:
+    """Episode id -> incident id."""
+    return {ep.id: inc.id for inc in incidents for ep in inc.episodes}
