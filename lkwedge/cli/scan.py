@@ -23,7 +23,7 @@ def scan_command(paths: tuple[str, ...], window: float, date: object, patterns: 
                  fmt: str) -> None:
     """Explain every reconnect episode in saved logs (files, .gz, or - for stdin).
 
-    Exit 0 when no episode stalled, 1 when at least one did, 2 on a usage or input error.
+    Exit 0 when no episode stalled or is a ghost room, 1 when one did, 2 on a usage or input error.
 
     \b
       lkwedge scan agent.log other.log.gz
@@ -40,4 +40,4 @@ def scan_command(paths: tuple[str, ...], window: float, date: object, patterns: 
         write_table(result, Console(highlight=False))
     else:
         write_plain(result, sys.stdout)
-    sys.exit(1 if result.summary["stalled"] else 0)
+    sys.exit(1 if result.summary["stalled"] or result.summary.get("ghost") else 0)

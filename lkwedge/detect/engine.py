@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from lkwedge.detect.episodes import VERDICTS, Episode, EpisodeBook, Hit, Listener
+from lkwedge.detect.ghost import DEFAULT_GHOST_WINDOW
 from lkwedge.detect.patterns import PatternSet
 from lkwedge.read.formats import Record, apply_extra_line, looks_parseable, parse_line, split_forwarded
 from lkwedge.read.sources import describe, open_text, position
@@ -35,6 +36,7 @@ class ScanOptions:
     window: float = 20.0
     date: dt.date | None = None
     extra_patterns: list[Path] = field(default_factory=list)
+    ghost_window: float = DEFAULT_GHOST_WINDOW
 
 
 @dataclass
@@ -77,6 +79,7 @@ class Detector:
 
     def stream(self, name: str, mtime: float | None = None) -> Stream:
         stream = Stream(name, mtime, self.options.window, self.listener)
+        stream.book.ghosts.ghost_window = self.options.ghost_window
         self.streams.append(stream)
         return stream
 
@@ -157,6 +160,7 @@ class Detector:
             "open": len(self.open_episodes()),
             "window_s": self.options.window,
             "notes": list(self.notes),
+            "sdk": {s.name: s.book.ghosts.sdk.guess().to_dict() for s in self.streams},
         }
 
     # -- per line ------------------------------------------------------------------------------
@@ -235,7 +239,9 @@ class Detector:
             if job and (room is None or room_id is None):
                 known_room, known_id = stream.job_rooms.get(job, (None, None))
                 room, room_id = room or known_room, room_id or known_id
-            stream.book.on_hit(Hit(match, key, lineno, when, text, job, record.pid, room, room_id))
+            hit = Hit(match, key, lineno, when, text, job, record.pid, room, room_id, message=record.message)
+            stream.book.ghosts.observe(hit)
+            stream.book.on_hit(hit)
         if when is not None and (stream.clock is None or when > stream.clock):
             stream.clock = when
             stream.book.on_clock(when, lineno, text)

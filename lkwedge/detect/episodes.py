@@ -13,9 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from lkwedge.detect import ghost
 from lkwedge.detect.patterns import Match
 
-VERDICTS = ("recovered", "disconnected", "stalled", "unresolved")
+VERDICTS = ("recovered", "disconnected", "stalled", "unresolved", "ghost")
 MAX_EVIDENCE_TEXT = 600
 
 
@@ -26,10 +27,14 @@ class Evidence:
     role: str
     text: str
     pattern: str | None = None
+    fields: dict[str, object] | None = None  # structured facts of the line (lkwedge.detect.debug_values)
 
     def to_dict(self) -> dict[str, object]:
-        return {"line": self.line, "time": _iso(self.time), "role": self.role,
-                "text": self.text, "pattern": self.pattern}
+        found: dict[str, object] = {"line": self.line, "time": _iso(self.time), "role": self.role,
+                                    "text": self.text, "pattern": self.pattern}
+        if self.fields:
+            found["fields"] = self.fields
+        return found
 
 
 @dataclass(slots=True)
@@ -56,6 +61,13 @@ class Episode:
     stalled: bool = False
     first_resume_attempt: int | None = None
     closed_by: str | None = None
+    # ghost rooms, SDK fingerprint and advice (lkwedge.detect.ghost, fingerprint, advice)
+    ghost: bool = False
+    confidence: str | None = None  # "high" | "medium" for a ghost
+    ghost_lines: list[int] = field(default_factory=list)  # the evidence lines that make it a ghost
+    sdk: dict[str, object] | None = None
+    advice: str = ""
+    restarted: bool = False
 
     def current_silence(self, now: datetime | None) -> float | None:
         """Longest silence so far, counting the gap still running at ``now``."""
@@ -73,6 +85,8 @@ class Episode:
             "attempts": self.attempts, "outcome": self.outcome,
             "log_left_s": None if self.log_left_s is None else round(self.log_left_s, 3),
             "note": self.note, "evidence": [e.to_dict() for e in self.evidence],
+            "confidence": self.confidence, "ghost_evidence": list(self.ghost_lines), "sdk": self.sdk,
+            "advice": self.advice,
         }
 
 
@@ -99,6 +113,7 @@ class Hit:
     pid: int | None = None
     room: str | None = None
     room_id: str | None = None
+    message: str = ""  # the parsed message (text is the raw line)
 
 
 Listener = Callable[[str, Episode], None]
@@ -111,10 +126,13 @@ class EpisodeBook:
         self.listener = listener
         self.open: dict[str, Episode] = {}
         self.closed: list[Episode] = []
+        self.ghosts = ghost.GhostTracker(self)
 
     # -- events ----------------------------------------------------------------------------------
 
     def on_hit(self, hit: Hit) -> None:
+        if self.ghosts.on_hit(hit):
+            return
         role = hit.match.pattern.role
         episode = self.open.get(hit.key)
         if role == "trigger" or (role == "attempt" and (episode is None or _starts_new(episode, hit))):
@@ -130,6 +148,7 @@ class EpisodeBook:
 
     def on_clock(self, now: datetime, line: int | None = None, text: str | None = None) -> None:
         """Log time has reached ``now`` on this stream: open episodes silent too long are stalled."""
+        self.ghosts.on_clock(now, line, text)
         for episode in self.open.values():
             if episode.stalled or episode.last_progress is None:
                 continue
@@ -141,6 +160,7 @@ class EpisodeBook:
 
     def finish(self, now: datetime | None) -> None:
         """End of input: judge what is still open on log time."""
+        self.ghosts.finish(now)
         for episode in list(self.open.values()):
             gap = _gap(episode.last_progress, now)
             if gap is not None:
@@ -179,6 +199,7 @@ class EpisodeBook:
     def _record(self, episode: Episode, hit: Hit) -> None:
         pattern = hit.match.pattern
         if pattern.role == "attempt":
+            episode.restarted = episode.restarted or pattern.attempt_kind == "restart"
             episode.attempts += 1
             if pattern.attempt_kind == "resume" and episode.first_resume_attempt is None:
                 episode.first_resume_attempt = int(hit.match.groups["n"])
@@ -187,7 +208,7 @@ class EpisodeBook:
         elif pattern.role == "activity":
             episode.outcome = "activity"
         episode.evidence.append(Evidence(hit.line, hit.time, pattern.role, hit.text[:MAX_EVIDENCE_TEXT],
-                                         pattern.id))
+                                         pattern.id, ghost.facts(hit)))
 
     def _mark_stalled(self, episode: Episode) -> None:
         if not episode.stalled:
@@ -221,8 +242,9 @@ class EpisodeBook:
         self._finalize(episode, verdict)
 
     def _finalize(self, episode: Episode, verdict: str) -> None:
-        episode.verdict = verdict
+        episode.verdict = "ghost" if episode.ghost else verdict
         episode.note = explain(episode, self.window)
+        self.ghosts.annotate(episode)
         self.open.pop(episode.key, None)
         self.closed.append(episode)
         self._emit("closed", episode)

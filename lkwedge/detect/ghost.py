@@ -1,0 +1,190 @@
+"""Ghost rooms: the SDK says it is connected (or never speaks again) but the room is dead.
+
+Two signals (livekit-logs.md §2.2(d), §5):
+
+* **give-up ghost**: ``failed to reconnect to the livekit room`` and then no teardown within the window,
+  on an SDK that never emits Disconnected after giving up (livekit-ffi < 0.12.59): the room stays
+  Reconnecting forever. On ffi >= 0.12.59 the SDK closes the room right after that line, so the
+  episode ends there as ``disconnected``. With the version unknown the verdict stays what it was and
+  the note says why.
+* **silent-after-success ghost**: a reconnect that claims success (``RtcEngine successfully recovered``,
+  or a restart's ``received JoinResponse``), after which a job that did show media activity before
+  shows none for ``ghost_window`` seconds of log time while the log goes on.
+
+Supporting lines (``received track from an unknown participant``, ``failed to republish track …``; role
+``evidence``) are attached to the key's episode and raise the confidence. A ghost is ``high`` confidence
+when the version proves the give-up bug, or when a full restart or a supporting line backs it; else
+``medium``. This module only sees pattern hits and the clock, never plain lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from lkwedge.detect import advice
+from lkwedge.detect.debug_values import facts_for
+from lkwedge.detect.fingerprint import Fingerprinter
+
+if TYPE_CHECKING:
+    from lkwedge.detect.episodes import Episode, EpisodeBook, Hit
+
+DEFAULT_GHOST_WINDOW = 10.0
+_FACT_PATTERNS = frozenset({"session-close", "leave-disconnect", "leave-request", "ws-unhandled",
+                            "resume-failed", "restart-failed", "room-disconnected", "server-disconnect"})
+
+
+def facts(hit: Hit) -> dict[str, object] | None:
+    """Structured facts of a matched line, for the few patterns whose payload is worth parsing."""
+    if hit.match.pattern.id not in _FACT_PATTERNS or not hit.message:
+        return None
+    return facts_for(hit.match.pattern.id, hit.message) or None
+
+
+@dataclass(slots=True)
+class Watch:
+    episode: Episode
+    since: datetime
+    claim: str  # what claimed success: "recovered" | "JoinResponse after a restart"
+    line: int
+    support: list[int] = field(default_factory=list)
+
+
+class GhostTracker:
+    """The ghost rules of one `EpisodeBook` (one input stream)."""
+
+    def __init__(self, book: EpisodeBook) -> None:
+        self.book = book
+        self.sdk = Fingerprinter()
+        self.ghost_window = DEFAULT_GHOST_WINDOW
+        self.active: set[str] = set()  # keys that have shown media activity
+        self.watches: dict[str, Watch] = {}
+        self._watch_notes: dict[int, Watch | None] = {}  # id(episode) -> the watch that made it a ghost
+
+    # -- input -----------------------------------------------------------------------------------
+
+    def observe(self, hit: Hit) -> None:
+        """Version evidence from a matched line (called for every hit, before `on_hit`)."""
+        episode = self.book.open.get(hit.key)
+        first = episode is None or episode.attempts == 0
+        self.sdk.observe(hit.match.pattern.id, hit.message, hit.text, hit.match.groups, first_attempt=first)
+
+    def on_hit(self, hit: Hit) -> bool:
+        """Ghost bookkeeping for one hit; True when the hit is fully handled here."""
+        from lkwedge.detect.episodes import Evidence, _gap
+
+        pattern = hit.match.pattern
+        role, key = pattern.role, hit.key
+        episode = self.book.open.get(key)
+        if role == "evidence":
+            watch = self.watches.get(key)
+            target = watch.episode if watch is not None else episode
+            if pattern.evidence == "ghost" and target is not None:
+                target.evidence.append(Evidence(hit.line, hit.time, "evidence", hit.text[:600], pattern.id))
+                if watch is not None:
+                    watch.support.append(hit.line)
+                else:
+                    target.ghost_lines.append(hit.line)
+            return True
+        if role == "activity":
+            self.active.add(key)
+        if role in ("activity", "teardown", "trigger"):
+            self.watches.pop(key, None)
+        if pattern.outcome == "gave_up" and episode is not None:
+            if self.sdk.guess().disconnects_after_give_up():
+                self.book._progress(episode, hit)
+                episode.end = hit.time or episode.last_progress
+                episode.closed_by = "give_up"
+                gap = _gap(episode.last_progress, hit.time)
+                if gap is not None and gap > self.book.window:
+                    self.book._mark_stalled(episode)
+                self.book._finalize(episode, "stalled" if episode.stalled else "disconnected")
+                return True
+            return False
+        if episode is not None and key in self.active and hit.time is not None:
+            if role == "success":
+                self.watches[key] = Watch(episode, hit.time, "RtcEngine successfully recovered", hit.line,
+                                          list(episode.ghost_lines))
+            elif pattern.id == "join-response" and episode.restarted:
+                claim = "received JoinResponse after a restart"
+                self.watches[key] = Watch(episode, hit.time, claim, hit.line, list(episode.ghost_lines))
+        return False
+
+    def on_clock(self, now: datetime, line: int | None, text: str | None) -> None:
+        from lkwedge.detect.episodes import _gap
+
+        for key, watch in list(self.watches.items()):
+            gap = _gap(watch.since, now)
+            if gap is not None and gap > self.ghost_window:
+                del self.watches[key]
+                self._mark(watch.episode, now, line, text, watch)
+        for episode in list(self.book.open.values()):
+            if episode.ghost or episode.outcome != "gave_up":
+                continue
+            gap = _gap(episode.last_progress, now)
+            too_long = gap is not None and gap > self.book.window
+            if too_long and self.sdk.guess().disconnects_after_give_up() is False:
+                self._mark(episode, now, line, text, None)
+
+    def finish(self, now: datetime | None) -> None:
+        if now is not None:
+            self.on_clock(now, None, None)
+        self.watches.clear()
+
+    # -- verdicts --------------------------------------------------------------------------------
+
+    def _mark(self, episode: Episode, now: datetime, line: int | None, text: str | None,
+              watch: Watch | None) -> None:
+        from lkwedge.detect.episodes import Evidence
+
+        episode.ghost = True
+        self._watch_notes[id(episode)] = watch
+        if watch is None:
+            episode.confidence = "high"  # the version proves the SDK never reports the give-up
+            give_up = [e.line for e in episode.evidence if e.pattern == "give-up"]
+            episode.ghost_lines = give_up + episode.ghost_lines
+        else:
+            support = watch.support + [n for n in episode.ghost_lines if n not in watch.support]
+            episode.confidence = "high" if support or episode.restarted else "medium"
+            episode.ghost_lines = [watch.line, *support]
+        if line is not None and text is not None:
+            episode.evidence.append(Evidence(line, now, "clock", text[:600]))
+        if episode.key in self.book.open:
+            episode.stalled = True  # one alert: the stall rule must not fire again for this episode
+        else:
+            episode.verdict = "ghost"
+            self.annotate(episode)
+        self.book._emit("ghost", episode)
+
+
+    def annotate(self, episode: Episode) -> None:
+        """Set the sdk, the ghost note and the advice of a finished episode."""
+        guess = self.sdk.guess()
+        episode.sdk = guess.to_dict()
+        gave_up = any(e.pattern == "give-up" for e in episode.evidence)
+        if episode.ghost:
+            watch = self._watch_notes.get(id(episode))
+            episode.note = self._ghost_note(episode, watch, guess.label())
+        elif gave_up and episode.closed_by == "give_up":
+            episode.note += (f"; {guess.label()} closes the room itself after giving up, so what follows is "
+                             f"app shutdown, not reconnect silence")
+        elif gave_up and guess.disconnects_after_give_up() is None:
+            episode.note += ("; SDK version unknown, so a ghost room (livekit-ffi < 0.12.59 never reports "
+                             "Disconnected after giving up) cannot be told from a slow shutdown")
+        episode.advice = advice.advice_for(episode, guess)
+
+    def _ghost_note(self, episode: Episode, watch: Watch | None, label: str) -> str:
+        silence = "unknown" if episode.silence_s is None else f"{episode.silence_s:.1f} s"
+        if watch is None:
+            give_up = next((e.line for e in episode.evidence if e.pattern == "give-up"), episode.line)
+            last = episode.evidence[-1].line
+            after = f"; then {episode.outcome} at line {last}" if episode.closed_by else ""
+            return (f"ghost room ({episode.confidence}): gave up at line {give_up} and no teardown followed "
+                    f"within {self.book.window:g} s; {label} never reports Disconnected after giving up, so "
+                    f"the room stays Reconnecting (longest silence {silence}){after}")
+        support = [n for n in episode.ghost_lines if n != watch.line]
+        backing = f"; supporting lines {', '.join(map(str, support))}" if support else ""
+        restart = "; after a full restart" if episode.restarted else ""
+        return (f"ghost room ({episode.confidence}): {watch.claim} at line {watch.line}, then no media "
+                f"activity for more than {self.ghost_window:g} s while the log went on{restart}{backing}")
