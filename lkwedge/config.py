@@ -24,7 +24,7 @@ from lkwedge.durations import parse_duration
 from lkwedge.errors import InputError
 
 CONFIG_NAME = "lkwedge.toml"
-FAIL_ON_CHOICES = ("unresolved", "stalled", "disconnected")
+FAIL_ON_CHOICES = ("unresolved", "stalled", "disconnected", "ghost")
 
 
 @dataclass
@@ -107,6 +107,7 @@ _KEYS: dict[str, Callable[[Any], Any]] = {
     "date": _date,
     "patterns": _paths,
     "max_stalls": _non_negative_int,
+    "max_ghosts": _non_negative_int,
     "max_silence": _duration,
     "fail_on": _fail_on,
     "expect_recovered": _non_negative_int,

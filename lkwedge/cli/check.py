@@ -18,6 +18,7 @@ from lkwedge.durations import DURATION
 from lkwedge.errors import InputError
 from lkwedge.output.check import CheckOptions, github_annotation, plural, run_checks
 from lkwedge.output.junit import write_junit
+from lkwedge.output.render import sdk_lines
 from lkwedge.safe import printable
 
 config_option = click.option(
@@ -53,6 +54,8 @@ def _github_path(file: str) -> str:
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--max-stalls", type=click.IntRange(min=0), default=None,
               help="Fail when more episodes than this stalled.  [default: 0]")
+@click.option("--max-ghosts", type=click.IntRange(min=0), default=None,
+              help="Fail when more episodes than this are ghost rooms.  [default: 0]")
 @click.option("--max-silence", type=DURATION, default=None,
               help="Fail on any episode silent longer than this (e.g. 20s).  [default: no limit]")
 @click.option("--fail-on", type=click.Choice(FAIL_ON_CHOICES), multiple=True,
@@ -66,7 +69,7 @@ def _github_path(file: str) -> str:
 @input_options
 @config_option
 @click.pass_context
-def check_command(ctx: click.Context, paths: tuple[str, ...], max_stalls: int | None,
+def check_command(ctx: click.Context, paths: tuple[str, ...], max_stalls: int | None, max_ghosts: int | None,
                   max_silence: float | None, fail_on: tuple[str, ...], expect_recovered: int | None,
                   junit_path: str | None, github: bool | None, window: float, date: Any,
                   patterns: tuple[Path, ...], config_path: Path | None) -> None:
@@ -86,6 +89,7 @@ def check_command(ctx: click.Context, paths: tuple[str, ...], max_stalls: int | 
         max_silence=pick(max_silence, config, "max_silence", None),
         fail_on=pick(fail_on, config, "fail_on", ()),
         expect_recovered=pick(expect_recovered, config, "expect_recovered", None),
+        max_ghosts=pick(max_ghosts, config, "max_ghosts", 0),
     )
     junit_out = pick(junit_path, config, "junit", None)
     annotate = pick(github, config, "github", False)
@@ -95,9 +99,12 @@ def check_command(ctx: click.Context, paths: tuple[str, ...], max_stalls: int | 
     outcome = run_checks(result, options)
 
     s = result.summary
-    counts = ", ".join(f"{s.get(v, 0)} {v}" for v in ("recovered", "disconnected", "stalled", "unresolved"))
+    counts = ", ".join(f"{s.get(v, 0)} {v}" for v in ("recovered", "disconnected", "stalled", "ghost",
+                                                     "unresolved"))
     click.echo(f"lkwedge check: {plural(s.get('episodes', 0), 'episode')} in {plural(len(paths), 'file')}: "
                f"{counts}")
+    for line in sdk_lines(s):
+        click.echo(line)
     for line in outcome.assertions:
         click.echo(f"FAIL {line}")
     for failure in outcome.episode_failures:

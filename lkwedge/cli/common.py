@@ -18,8 +18,22 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., object])
 
 
+def _keep_ghost_window(ctx: click.Context, _param: click.Parameter, value: float) -> float:
+    # --ghost-window reaches ScanOptions through the context (see scan_options_from), so commands
+    # need no extra parameter for it
+    if value <= 0:
+        raise click.BadParameter("must be more than 0", param_hint="--ghost-window")
+    ctx.meta["lkwedge.ghost_window"] = value
+    return value
+
+
 def input_options(command: F) -> F:
-    """--window, --date and --patterns, the same for scan, watch, check and report."""
+    """--window, --ghost-window, --date and --patterns, the same for scan, watch, check and report."""
+    command = click.option("--ghost-window", type=DURATION, default="10s", show_default=True,
+                           expose_value=False, callback=_keep_ghost_window,
+                           help="Log time without media activity after a reconnect claims success "
+                                "(or a give-up without teardown on an old SDK) that makes a ghost room."
+                           )(command)
     command = click.option("--patterns", type=click.Path(path_type=Path), multiple=True,
                            help="An extra pattern pack (TOML); its patterns win over built-ins.")(command)
     command = click.option("--date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
@@ -33,7 +47,11 @@ def scan_options_from(window: float, date: object, patterns: tuple[Path, ...]) -
     day = date.date() if isinstance(date, dt.datetime) else None
     if window <= 0:
         raise click.BadParameter("must be more than 0", param_hint="--window")
-    return ScanOptions(window=window, date=day, extra_patterns=list(patterns))
+    options = ScanOptions(window=window, date=day, extra_patterns=list(patterns))
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and "lkwedge.ghost_window" in ctx.meta:
+        options.ghost_window = ctx.meta["lkwedge.ghost_window"]
+    return options
 
 
 def run_guarded(action: Callable[[], T]) -> T:

@@ -154,7 +154,7 @@ class Watcher:
         self.stop_event.set()
 
     def exit_code(self) -> int:
-        stalled = any(ep.verdict == "stalled" for ep in self.detector.episodes())
+        stalled = any(ep.verdict in ("stalled", "ghost") for ep in self.detector.episodes())
         return 1 if stalled or any(ep.stalled for ep in self.detector.open_episodes()) else 0
 
     # -- input ---------------------------------------------------------------------------------------
@@ -248,16 +248,18 @@ class Watcher:
         state = self.states.get(id(ep))
         if state is None:
             state = self.states[id(ep)] = _EpState(time.monotonic())
-        if event == "stalled" and not state.alerted:
+        if event in ("stalled", "ghost") and not state.alerted:
             state.alerted = True
             state.alert_wall = time.time()
             record = ep.to_dict()
-            record["verdict"] = "stalled"
+            record["verdict"] = "ghost" if ep.ghost else "stalled"
             silence = ep.current_silence(self.detector.last_log_time(self._stream_of(ep)))
             record["silence_s"] = None if silence is None else round(silence, 3)
             self._emit("alert", record, state.alert_wall)
             for hook in self.hooks:
                 self._call_hook(hook.on_alert, ep, record)
+            if ep.closed_by is not None:  # a ghost found after its episode closed: nothing more will come
+                self.states.pop(id(ep), None)
         elif event == "closed":
             self.states.pop(id(ep), None)
             record = ep.to_dict()
@@ -462,7 +464,8 @@ def summary_lines(watcher: Watcher) -> list[str]:
     summ = det.summary()
     open_stalled = sum(1 for ep, *_ in open_rows if ep.stalled)
     out.append(f"{summ['episodes']} closed episode(s) in {summ['lines']} line(s) ({summ['files']} input(s)): "
-               f"{summ['stalled']} stalled, {summ['unresolved']} unresolved, {summ['disconnected']} "
+               f"{summ['stalled']} stalled, {summ.get('ghost', 0)} ghost, {summ['unresolved']} unresolved, "
+               f"{summ['disconnected']} "
                f"disconnected, {summ['recovered']} recovered; {len(open_rows)} still open "
                f"({open_stalled} of them stalled)")
     for note in summ.get("notes") or []:

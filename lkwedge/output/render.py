@@ -13,7 +13,8 @@ from lkwedge.detect.engine import ScanResult
 from lkwedge.detect.episodes import Episode
 from lkwedge.safe import printable
 
-VERDICT_STYLE = {"stalled": "bold red", "unresolved": "yellow", "disconnected": "cyan", "recovered": "green"}
+VERDICT_STYLE = {"stalled": "bold red", "unresolved": "yellow", "disconnected": "cyan", "recovered": "green",
+                 "ghost": "bold magenta"}
 
 
 def write_json(result: ScanResult, out: TextIO) -> None:
@@ -44,9 +45,16 @@ def write_table(result: ScanResult, console: Console) -> None:
         table.add_row(Text(ep.verdict, style=VERDICT_STYLE.get(ep.verdict, "")),
                       Text(printable(f"{ep.file}:{ep.line}")), Text(printable(ep.key)), Text(_when(ep)),
                       Text(_silence(ep)), Text(str(ep.attempts)), Text(ep.outcome or "-"),
-                      Text(printable(ep.note, 160)))
+                      _why(ep))
     console.print(table)
     console.print(summary_text(result.summary))
+
+
+def _why(ep: Episode) -> Text:
+    why = Text(printable(ep.note, 160))
+    if ep.advice:
+        why.append("\nadvice: " + printable(ep.advice, 400), style="dim")
+    return why
 
 
 def episode_line(ep: Episode, limit: int | None = None) -> str:
@@ -59,14 +67,16 @@ def episode_line(ep: Episode, limit: int | None = None) -> str:
 def write_plain(result: ScanResult, out: TextIO) -> None:
     for ep in result.episodes:
         out.write(episode_line(ep) + "\n")
+        if ep.advice:
+            out.write("    advice: " + printable(ep.advice) + "\n")
     out.write(summary_text(result.summary).plain + "\n")
 
 
 def summary_text(summary: dict[str, object]) -> Text:
     text = Text()
     text.append(f"{summary['episodes']} episodes in {summary['lines']} lines ({summary['files']} file(s)): ")
-    parts = [(verdict, summary.get(verdict, 0)) for verdict in ("stalled", "unresolved", "disconnected",
-                                                                "recovered")]
+    order = ("stalled", "ghost", "unresolved", "disconnected", "recovered")
+    parts = [(verdict, summary.get(verdict, 0)) for verdict in order]
     for i, (verdict, count) in enumerate(parts):
         if i:
             text.append(", ")
@@ -74,4 +84,15 @@ def summary_text(summary: dict[str, object]) -> Text:
     text.append(f"; {summary['unparsed']} unparsed line(s)")
     for note in summary.get("notes", []) or []:
         text.append("\nnote: " + printable(str(note)))
+    for line in sdk_lines(summary):
+        text.append("\n" + line)
     return text
+
+
+def sdk_lines(summary: dict[str, object]) -> list[str]:
+    """``sdk: agent.log: livekit-ffi 0.12.40-0.12.44 (python livekit 1.0.23-1.0.25)``, one per input."""
+    found = summary.get("sdk")
+    if not isinstance(found, dict):
+        return []
+    return [printable(f"sdk: {name}: {guess['label'] if isinstance(guess, dict) else 'unknown'}")
+            for name, guess in found.items()]

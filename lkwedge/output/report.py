@@ -21,9 +21,10 @@ from lkwedge.detect.engine import ScanResult
 from lkwedge.detect.episodes import Episode
 from lkwedge.errors import InputError
 from lkwedge.output.check import plural
+from lkwedge.output.render import sdk_lines
 from lkwedge.safe import printable
 
-VERDICTS = ["recovered", "disconnected", "stalled", "unresolved"]
+VERDICTS = ["recovered", "disconnected", "stalled", "unresolved", "ghost"]
 COLUMNS = ["start", "end", "silence_s", "outcome", "verdict", "key", "job", "room", "file", "line",
            "attempts", "log_left_s", "note"]
 WORST_N = 5
@@ -63,10 +64,13 @@ def _worst(incidents: pd.DataFrame, column: str) -> list[dict[str, Any]]:
     grouped = known.groupby(column, observed=True).agg(
         incidents=("verdict", "size"),
         stalled=("verdict", lambda v: int((v == "stalled").sum())),
+        ghosts=("verdict", lambda v: int((v == "ghost").sum())),
         max_silence_s=("silence_s", "max"),
     )
-    grouped = grouped.sort_values(["stalled", "incidents", "max_silence_s"], ascending=False).head(WORST_N)
+    grouped["wedged"] = grouped["stalled"] + grouped["ghosts"]  # ghosts rank like stalls
+    grouped = grouped.sort_values(["wedged", "incidents", "max_silence_s"], ascending=False).head(WORST_N)
     return [{column: str(name), "incidents": int(row.incidents), "stalled": int(row.stalled),
+             "ghosts": int(row.ghosts),
              "max_silence_s": None if pd.isna(row.max_silence_s) else float(row.max_silence_s)}
             for name, row in grouped.iterrows()]
 
@@ -107,6 +111,8 @@ def render_summary(summary: dict[str, Any], scan_summary: dict[str, Any]) -> Gro
     head.append("lkwedge report", style="bold")
     lines = scan_summary.get("lines", "?")
     head.append(f": {plural(summary['episodes'], 'reconnect episode')} in {lines} lines")
+    for line in sdk_lines(scan_summary):
+        head.append("\n" + line)
     if summary["first"]:
         first, last = (pd.Timestamp(summary[k]).strftime("%Y-%m-%d %H:%M:%SZ") for k in ("first", "last"))
         head.append(f"\nepisodes start between {first} and {last} (log time)")
@@ -115,7 +121,8 @@ def render_summary(summary: dict[str, Any], scan_summary: dict[str, Any]) -> Gro
     verdicts = Table(title="Episodes per verdict", title_justify="left")
     verdicts.add_column("verdict")
     verdicts.add_column("episodes", justify="right")
-    styles = {"recovered": "green", "disconnected": "yellow", "stalled": "bold red", "unresolved": "magenta"}
+    styles = {"recovered": "green", "disconnected": "yellow", "stalled": "bold red", "unresolved": "magenta",
+              "ghost": "bold magenta"}
     for name, count in summary["verdicts"].items():
         verdicts.add_row(Text(name, style=styles.get(name, "")), str(count))
     silence = summary["silence_s"]
@@ -134,11 +141,11 @@ def render_summary(summary: dict[str, Any], scan_summary: dict[str, Any]) -> Gro
             continue
         table = Table(title=f"{title} (incidents = episodes not recovered)", title_justify="left")
         table.add_column(column)
-        for col in ("incidents", "stalled", "max silence"):
+        for col in ("incidents", "stalled", "ghosts", "max silence"):
             table.add_column(col, justify="right")
         for row in rows:
             table.add_row(Text(printable(row[column])), str(row["incidents"]), str(row["stalled"]),
-                          _secs(row["max_silence_s"]))
+                          str(row["ghosts"]), _secs(row["max_silence_s"]))
         parts.append(table)
 
     by_hour = summary["incidents_by_hour_utc"]

@@ -20,9 +20,11 @@ from html import escape
 from typing import Any
 
 from lkwedge.detect.episodes import Episode
+from lkwedge.output.render import sdk_lines
 from lkwedge.safe import printable
 
-COLORS = {"recovered": "#2e7d32", "disconnected": "#b7791f", "stalled": "#c62828", "unresolved": "#6a1b9a"}
+COLORS = {"recovered": "#2e7d32", "disconnected": "#b7791f", "stalled": "#c62828", "unresolved": "#6a1b9a",
+          "ghost": "#d81b60"}
 OTHER_COLOR = "#455a64"
 MAX_CHARTS = 60  # beyond this, charts stop helping; the table still lists every episode
 PLOT_W = 1100
@@ -44,7 +46,8 @@ def _episode_json(index: int, ep: Episode) -> dict[str, Any]:
         "start": ep.start.isoformat() if ep.start else None, "end": ep.end.isoformat() if ep.end else None,
         "silence_s": ep.silence_s, "key": printable(ep.key), "job": ep.job and printable(ep.job),
         "room": ep.room and printable(ep.room), "file": printable(ep.file), "line": ep.line,
-        "attempts": ep.attempts, "note": printable(ep.note or ""),
+        "attempts": ep.attempts,
+        "note": printable((ep.note or "") + (f" · advice: {ep.advice}" if ep.advice else "")),
         "evidence": [{"line": ev.line, "time": ev.time.isoformat() if ev.time else None, "role": ev.role,
                       "text": printable(ev.text)} for ev in ep.evidence],
     }
@@ -170,10 +173,11 @@ def _worst_table(rows: list[dict[str, Any]], column: str) -> str:
     if not rows:
         return f'<p class="muted">No incidents with a known {column}.</p>'
     body = "".join(f"<tr><td>{_e(r[column])}</td><td class=num>{r['incidents']}</td>"
-                   f"<td class=num>{r['stalled']}</td><td class=num>{_secs(r['max_silence_s'])}</td></tr>"
+                   f"<td class=num>{r['stalled']}</td><td class=num>{r.get('ghosts', 0)}</td>"
+                   f"<td class=num>{_secs(r['max_silence_s'])}</td></tr>"
                    for r in rows)
     return (f'<table class="small"><thead><tr><th>{column}</th><th>incidents</th><th>stalled</th>'
-            f"<th>max silence</th></tr></thead><tbody>{body}</tbody></table>")
+            f"<th>ghosts</th><th>max silence</th></tr></thead><tbody>{body}</tbody></table>")
 
 
 _CSS = """
@@ -187,7 +191,7 @@ h3{font-size:14px;margin:14px 0 4px;font-family:ui-monospace,Menlo,Consolas,mono
 .muted{color:var(--muted)}.cards{display:flex;gap:12px;flex-wrap:wrap;margin:12px 0}
 .card{border:1px solid var(--line);border-radius:6px;padding:8px 14px;min-width:120px}
 .card b{display:block;font-size:22px}.card.v-stalled b{color:#c62828}.card.v-recovered b{color:#2e7d32}
-.card.v-disconnected b{color:#b7791f}.card.v-unresolved b{color:#6a1b9a}
+.card.v-disconnected b{color:#b7791f}.card.v-unresolved b{color:#6a1b9a}.card.v-ghost b{color:#d81b60}
 .cols{display:flex;gap:32px;flex-wrap:wrap}
 table{border-collapse:collapse;width:100%}
 th,td{border-bottom:1px solid var(--line);padding:4px 6px;text-align:left;vertical-align:top}
@@ -197,7 +201,7 @@ table.small{width:auto}td.num,th.num{text-align:right;font-variant-numeric:tabul
 tr.ev td{background:var(--alt)}
 pre{margin:0;white-space:pre-wrap;word-break:break-all;font:12px/1.4 ui-monospace,Menlo,Consolas,monospace}
 .verdict{font-weight:600}.verdict.stalled{color:#c62828}.verdict.recovered{color:#2e7d32}
-.verdict.disconnected{color:#b7791f}.verdict.unresolved{color:#6a1b9a}
+.verdict.disconnected{color:#b7791f}.verdict.unresolved{color:#6a1b9a}.verdict.ghost{color:#d81b60}
 button.toggle{font:inherit;font-size:12px;padding:0 6px;cursor:pointer}
 svg .axis{stroke:#8c959f}svg .tick{font:11px ui-monospace,Menlo,Consolas,monospace;fill:#57606a}
 svg .lbl{font:11px system-ui,sans-serif;fill:#1f2328}svg .start{stroke:#1f2328;stroke-width:1}
@@ -365,7 +369,8 @@ def render_html(episodes: Sequence[Episode], summary: dict[str, Any], scan_summa
 
     def badness(item: tuple[str, list[tuple[int, Episode]]]) -> tuple[int, int, str]:
         eps = [ep for _, ep in item[1]]
-        return (-sum(ep.verdict == "stalled" for ep in eps), -sum(ep.verdict != "recovered" for ep in eps),
+        wedged = sum(ep.verdict in ("stalled", "ghost") for ep in eps)
+        return (-wedged, -sum(ep.verdict != "recovered" for ep in eps),
                 item[0])
 
     ordered = sorted(groups.items(), key=badness)
@@ -393,7 +398,8 @@ def render_html(episodes: Sequence[Episode], summary: dict[str, Any], scan_summa
     head_cells = "".join(f'<th data-col="{c}"{" class=num" if num else ""}>{_e(label)}</th>'
                          for c, label, num in _TABLE_COLS) + "<th>evidence</th>"
     span = f"{_short(summary['first'])} … {_short(summary['last'])}" if summary["first"] else "no log times"
-    notes = "".join(f"<li>{_e(n)}</li>" for n in scan_summary.get("notes", []) or [])
+    notes = "".join(f"<li>{_e(n)}</li>"
+                    for n in [*(scan_summary.get("notes", []) or []), *sdk_lines(scan_summary)])
     if summary["worst_jobs"] or not summary["worst_keys"]:
         worst_first = f"<h3>Worst jobs</h3>{_worst_table(summary['worst_jobs'], 'job')}"
     else:  # logs without job ids: rank the streams (pid, service, file) instead
