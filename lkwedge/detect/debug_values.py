@@ -28,10 +28,10 @@ def _grammar() -> pp.ParserElement:
     rest = pp.Suppress(pp.Literal("..") | pp.Literal("…"))
     lb, rb, lp, rp, ls, rs, colon = map(pp.Suppress, "{}()[]:")
     field = pp.Group(ident + colon + value)
-    fields = pp.Optional(pp.delimited_list(field | rest, allow_trailing_delim=True))
+    fields = pp.Optional(pp.DelimitedList(field | rest, allow_trailing_delim=True))
     struct = (ident + lb + pp.Group(fields) + rb).set_parse_action(
         lambda t: {t[0]: {f[0]: f[1] for f in t[1]}})
-    items = pp.Group(pp.Optional(pp.delimited_list(value | rest, allow_trailing_delim=True)))
+    items = pp.Group(pp.Optional(pp.DelimitedList(value | rest, allow_trailing_delim=True)))
     tuple_struct = (ident + lp + items + rp).set_parse_action(
         lambda t: {t[0]: t[1][0] if len(t[1]) == 1 else list(t[1])})
     seq = (ls + items + rs).set_parse_action(lambda t: [list(t[0])])

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,3 +132,96 @@ def check_sample(sample: Sample, patterns: PatternSet) -> SampleResult:
         if getattr(record, name, None) != value:
             problems.append(f"field {name} is {getattr(record, name, None)!r}, expected {value!r}")
     return result
+
+
+# ---- a real log against the patterns (fail2ban-regex's report) --------------------------------------
+
+#: timestamp templates, tried in order on the start of a line (after a wrapper, if any)
+TIME_TEMPLATES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("json \"timestamp\"", re.compile(r'"(?:timestamp|time|ts)"\s*:\s*"\d{4}-\d\d-\d\dT')),
+    ("[ISO-8601 Z LEVEL target] (env_logger)", re.compile(r"^\[\d{4}-\d\d-\d\dT[\d:.]+Z ")),
+    ("YYYY-MM-DD HH:MM:SS,mmm (asctime)", re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}")),
+    ("ISO-8601 (tracing, CRI, Cloud Logging)", re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")),
+    ("YYYY-MM-DD HH:MM:SS", re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")),
+    ("Mon DD HH:MM:SS (syslog/journald)", re.compile(r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d ")),
+    ("HH:MM:SS[.mmm] (time only)", re.compile(r"^\s*\d\d:\d\d:\d\d")),
+)
+EXAMPLES = 5
+
+
+@dataclass(slots=True)
+class LogStats:
+    name: str
+    lines: int = 0
+    unparsed: int = 0
+    hits: dict[str, int] = field(default_factory=dict)  # pattern id -> lines it (first) matched
+    overlaps: dict[str, int] = field(default_factory=dict)  # "a+b" -> lines several patterns matched
+    time_templates: dict[str, int] = field(default_factory=dict)
+    near_misses: list[tuple[int, list[str], str]] = field(default_factory=list)  # line, literal owners, text
+    near_miss_count: int = 0
+    unparsed_examples: list[tuple[int, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"log": self.name, "lines": self.lines, "unparsed": self.unparsed, "hits": self.hits,
+                "overlaps": self.overlaps, "time_templates": self.time_templates,
+                "near_misses": self.near_miss_count,
+                "near_miss_examples": [{"line": n, "patterns": ids, "text": t}
+                                       for n, ids, t in self.near_misses],
+                "unparsed_examples": [{"line": n, "text": t} for n, t in self.unparsed_examples]}
+
+
+def time_template(line: str, record: Record) -> str:
+    if record.time is None and record.time_of_day is None:
+        return "no timestamp"
+    for name, rx in TIME_TEMPLATES:
+        if rx.search(line[:400]):
+            return name
+    return "other"
+
+
+def _observe(stats: LogStats, patterns: PatternSet, lineno: int, line: str, record: Record) -> None:
+    stats.lines += 1
+    if not record.parsed:
+        stats.unparsed += 1
+        if len(stats.unparsed_examples) < EXAMPLES:
+            stats.unparsed_examples.append((lineno, line[:300]))
+        return
+    template = time_template(line, record)
+    stats.time_templates[template] = stats.time_templates.get(template, 0) + 1
+    owners = [p.id for p in patterns.patterns if p.literal in record.message]
+    if not owners:
+        return
+    matched = matching_patterns(patterns, record)
+    if not matched:
+        stats.near_miss_count += 1
+        if len(stats.near_misses) < EXAMPLES * 4:
+            stats.near_misses.append((lineno, owners, line[:300]))
+        return
+    first = patterns.match(record.message, record.level)
+    if first is not None:
+        stats.hits[first.pattern.id] = stats.hits.get(first.pattern.id, 0) + 1
+    if len(matched) > 1:
+        both = "+".join(p.id for p in matched)
+        stats.overlaps[both] = stats.overlaps.get(both, 0) + 1
+
+
+def analyze_log(name: str, lines: Iterable[str], patterns: PatternSet) -> LogStats:
+    """Every record of a log (multi-line records joined as `scan` joins them): what matched, what almost did.
+
+    ``lines`` counts records, not physical lines: a Rich row wrapped over three lines is one record.
+    """
+    from lkwedge.detect.engine import Detector
+
+    stats = LogStats(name)
+
+    class _Observed(Detector):
+        def _apply(self, stream, lineno, text, record):  # type: ignore[no-untyped-def]
+            _observe(stats, patterns, lineno, text, record)
+            return super()._apply(stream, lineno, text, record)
+
+    detector = _Observed(patterns=patterns)
+    stream = detector.stream(name)
+    for lineno, raw in enumerate(lines, 1):
+        detector.feed(stream, lineno, raw.rstrip("\n"))
+    detector.finish(stream)
+    return stats
