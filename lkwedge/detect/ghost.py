@@ -154,7 +154,7 @@ class GhostTracker:
             episode.stalled = True  # one alert: the stall rule must not fire again for this episode
         else:
             episode.verdict = "ghost"
-            self.annotate(episode)
+        self.annotate(episode)  # the alert carries the ghost note and advice (redone when it closes)
         self.book._emit("ghost", episode)
 
 
