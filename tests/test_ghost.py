@@ -67,11 +67,16 @@ def test_give_up_on_a_new_sdk_ends_the_episode_and_shutdown_time_is_not_silence(
 def test_give_up_with_an_unknown_sdk_keeps_the_verdict_and_says_why(tmp_path: Path) -> None:
     # no forwarded line numbers, no attempt 0/10, no version wording: nothing dates this SDK
     path = tmp_path / "unknown.log"
-    path.write_text("".join(f"[2026-03-04T09:00:{s:02d}Z {lvl} livekit::rtc_engine] {msg}\n" for s, lvl, msg in [
-        (0, "ERROR", "restarting connection... attempt: 5"),
-        (1, "ERROR", "failed to reconnect to the livekit room"),
-        (45, "INFO", "still logging"),
-    ]))
+    path.write_text(
+        "".join(
+            f"[2026-03-04T09:00:{s:02d}Z {lvl} livekit::rtc_engine] {msg}\n"
+            for s, lvl, msg in [
+                (0, "ERROR", "restarting connection... attempt: 5"),
+                (1, "ERROR", "failed to reconnect to the livekit room"),
+                (45, "INFO", "still logging"),
+            ]
+        )
+    )
     (ep,), _, code = _episodes(path)
     assert ep["verdict"] == "stalled" and ep["sdk"] is None and code == 1
     assert "SDK version unknown" in ep["note"]
@@ -123,11 +128,22 @@ def test_supporting_lines_make_a_high_confidence_ghost_and_are_named(tmp_path: P
 def test_restart_join_response_then_no_media_is_a_ghost(tmp_path: Path) -> None:
     log = Log()
     log.activity(1, "AJ_j")
-    log.sdk(10, "AJ_j", 'received session close: "server request to leave" StateMismatch Reconnect', 474,
-            "WARNING")
+    log.sdk(
+        10,
+        "AJ_j",
+        'received session close: "server request to leave" StateMismatch Reconnect',
+        474,
+        "WARNING",
+    )
     log.sdk(10.01, "AJ_j", "restarting connection... attempt: 0", 749)
-    log.sdk(10.4, "AJ_j", 'received JoinResponse: JoinResponse { room: Some(Room { sid: "RM_1" }) }', 300, "DEBUG",
-            target="livekit::rtc_engine::rtc_session")
+    log.sdk(
+        10.4,
+        "AJ_j",
+        'received JoinResponse: JoinResponse { room: Some(Room { sid: "RM_1" }) }',
+        300,
+        "DEBUG",
+        target="livekit::rtc_engine::rtc_session",
+    )
     for t in range(11, 27, 3):
         log.chatter(t, "AJ_j")
     path = tmp_path / "join.log"
@@ -149,14 +165,18 @@ def test_healthy_restart_and_rust_apps_without_media_vocabulary_are_not_ghosts(t
     (ep,), _, code = _episodes(path)
     assert ep["verdict"] == "recovered" and code == 0
     # A Rust app never logs agents' media lines, so silence after success proves nothing there
-    eps, summary, code = _episodes(SAMPLES / "env_logger_rust_app.log")
+    _, summary, code = _episodes(SAMPLES / "env_logger_rust_app.log")
     assert summary["ghost"] == 0 and code == 0
 
 
 def test_sample_manifest_covers_each_ghost_signal() -> None:
     manifest = json.loads((SAMPLES / "expected.json").read_text())
-    ghosts = [(s["file"], e.get("confidence")) for s in manifest["samples"] for e in s["episodes"]
-              if e["verdict"] == "ghost"]
+    ghosts = [
+        (s["file"], e.get("confidence"))
+        for s in manifest["samples"]
+        for e in s["episodes"]
+        if e["verdict"] == "ghost"
+    ]
     assert ("agents_json_ghost.log.gz", "high") in ghosts  # give-up on ffi 0.12.44
     assert ("agents_json_ghost_after_restart.log", "high") in ghosts  # restart + supporting lines
     assert ("agents_json_ghost_after_restart.log", "medium") in ghosts  # resume success, no media
@@ -191,11 +211,20 @@ def test_watch_alerts_and_evicts_a_ghost_live() -> None:
     secret = "a-long-enough-test-secret-0123456789"
     with FakeRoomService(api_key="devkey", api_secret=secret) as fake:
         fake.add_room("room-AJ_live", sid="RM_1", participants=["agent-AJ_live"])
-        env = {"LIVEKIT_URL": fake.url, "LIVEKIT_API_KEY": "devkey", "LIVEKIT_API_SECRET": secret,
-               "PATH": "/usr/bin:/bin"}
-        proc = subprocess.Popen([sys.executable, "-m", "lkwedge", "watch", "--window", "1s", "--evict"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=env)
+        env = {
+            "LIVEKIT_URL": fake.url,
+            "LIVEKIT_API_KEY": "devkey",
+            "LIVEKIT_API_SECRET": secret,
+            "PATH": "/usr/bin:/bin",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lkwedge", "watch", "--window", "1s", "--evict"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         try:
             import datetime as dt
 

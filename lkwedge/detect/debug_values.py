@@ -42,18 +42,25 @@ def _grammar() -> pp.ParserElement:
 
 def parse_debug(text: str) -> Any:
     """One Debug value; raises ValueError when the text is not one."""
+    _check_size(text)
     try:
-        return _grammar().parse_string(text[:MAX_PAYLOAD], parse_all=True)[0]
-    except pp.ParseBaseException as exc:
-        raise ValueError(str(exc)) from None
+        return _grammar().parse_string(text, parse_all=True)[0]
+    except (pp.ParseBaseException, RecursionError) as exc:  # log text is untrusted: deep nesting too
+        raise ValueError(str(exc)[:200]) from None
+
+
+def _check_size(text: str) -> None:
+    if len(text) > MAX_PAYLOAD:
+        raise ValueError(f"payload longer than {MAX_PAYLOAD} characters")
 
 
 def parse_debug_sequence(text: str) -> list[Any]:
     """Several space-separated Debug values (``received session close: {:?} {:?} {:?}``)."""
+    _check_size(text)
     try:
-        return list(pp.OneOrMore(_grammar()).parse_string(text[:MAX_PAYLOAD], parse_all=True))
-    except pp.ParseBaseException as exc:
-        raise ValueError(str(exc)) from None
+        return list(pp.OneOrMore(_grammar()).parse_string(text, parse_all=True))
+    except (pp.ParseBaseException, RecursionError) as exc:
+        raise ValueError(str(exc)[:200]) from None
 
 
 def find_key(value: Any, key: str) -> Any:
