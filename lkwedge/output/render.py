@@ -45,16 +45,12 @@ def write_table(result: ScanResult, console: Console) -> None:
         table.add_row(Text(ep.verdict, style=VERDICT_STYLE.get(ep.verdict, "")),
                       Text(printable(f"{ep.file}:{ep.line}")), Text(printable(ep.key)), Text(_when(ep)),
                       Text(_silence(ep)), Text(str(ep.attempts)), Text(ep.outcome or "-"),
-                      _why(ep))
+                      Text(printable(ep.note, 160)))
     console.print(table)
+    for ep in result.episodes:  # below the table: a long sentence does not fit a column at 80 columns
+        if ep.advice:
+            console.print(Text(printable(f"advice for {ep.file}:{ep.line}: {ep.advice}", 600)))
     console.print(summary_text(result.summary))
-
-
-def _why(ep: Episode) -> Text:
-    why = Text(printable(ep.note, 160))
-    if ep.advice:
-        why.append("\nadvice: " + printable(ep.advice, 400), style="dim")
-    return why
 
 
 def episode_line(ep: Episode, limit: int | None = None) -> str:
