@@ -10,15 +10,27 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyparsing as pp
+if TYPE_CHECKING:
+    import pyparsing as pp
 
 MAX_PAYLOAD = 4000
 
 
+def _named(tokens: pp.ParseResults) -> Any:
+    if len(tokens) == 1:
+        return tokens[0]  # a bare name: None, UnknownReason, Resume...
+    name, (kind, payload) = tokens[0], tokens[1]
+    if kind == "tuple":
+        return {name: payload[0] if len(payload) == 1 else payload}
+    return {name: payload}
+
+
 @cache
 def _grammar() -> pp.ParserElement:
+    import pyparsing as pp  # imported on the first candidate line, not at start-up
+
     value = pp.Forward()
     string = pp.QuotedString('"', esc_char="\\", unquote_results=True)
     number = pp.Regex(r"-?\d+(?:\.\d+)?").set_parse_action(
@@ -29,22 +41,32 @@ def _grammar() -> pp.ParserElement:
     lb, rb, lp, rp, ls, rs, colon = map(pp.Suppress, "{}()[]:")
     field = pp.Group(ident + colon + value)
     fields = pp.Optional(pp.DelimitedList(field | rest, allow_trailing_delim=True))
-    struct = (ident + lb + pp.Group(fields) + rb).set_parse_action(
-        lambda t: {t[0]: {f[0]: f[1] for f in t[1]}})
     items = pp.Group(pp.Optional(pp.DelimitedList(value | rest, allow_trailing_delim=True)))
-    tuple_struct = (ident + lp + items + rp).set_parse_action(
-        lambda t: {t[0]: t[1][0] if len(t[1]) == 1 else list(t[1])})
+    # one rule for Name, Name {..} and Name(..): the name is read once, not once per alternative
+    struct = pp.Group(lb + fields + rb).set_parse_action(lambda t: [("struct", {f[0]: f[1] for f in t[0]})])
+    tuple_args = (lp + items + rp).set_parse_action(lambda t: [("tuple", list(t[0]))])
+    body = struct | tuple_args
+    named = (ident + pp.Optional(body)).set_parse_action(_named)
     seq = (ls + items + rs).set_parse_action(lambda t: [list(t[0])])
-    bare = ident.copy().set_parse_action(lambda t: t[0])
-    value <<= string | number | boolean | struct | tuple_struct | seq | bare
+    value <<= string | number | boolean | named | seq
     return value
+
+
+@cache
+def _sequence() -> pp.ParserElement:
+    import pyparsing as pp
+
+    return pp.OneOrMore(_grammar()).streamline()
 
 
 def parse_debug(text: str) -> Any:
     """One Debug value; raises ValueError when the text is not one."""
     _check_size(text)
+    grammar = _grammar()
+    import pyparsing as pp
+
     try:
-        return _grammar().parse_string(text, parse_all=True)[0]
+        return grammar.parse_string(text, parse_all=True)[0]
     except (pp.ParseBaseException, RecursionError) as exc:  # log text is untrusted: deep nesting too
         raise ValueError(str(exc)[:200]) from None
 
@@ -57,8 +79,11 @@ def _check_size(text: str) -> None:
 def parse_debug_sequence(text: str) -> list[Any]:
     """Several space-separated Debug values (``received session close: {:?} {:?} {:?}``)."""
     _check_size(text)
+    grammar = _sequence()
+    import pyparsing as pp
+
     try:
-        return list(pp.OneOrMore(_grammar()).parse_string(text, parse_all=True))
+        return list(grammar.parse_string(text, parse_all=True))
     except (pp.ParseBaseException, RecursionError) as exc:
         raise ValueError(str(exc)[:200]) from None
 
