@@ -245,3 +245,16 @@ def test_watch_alerts_and_evicts_a_ghost_live() -> None:
     assert "ALERT ghost <stdin>:1" in out and "ghost room (high): gave up" in out, out + err
     assert "EVICT evicted" in err and proc.returncode == 1
     assert secret not in out + err
+
+
+def test_settings_file_max_ghosts_and_fail_on_ghost(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()  # the settings search stops at the repository root
+    sample = str(SAMPLES / "agents_json_ghost_after_restart.log")
+    (tmp_path / "lkwedge.toml").write_text("max_ghosts = 2\n", encoding="utf-8")
+    assert run_lkwedge("check", sample, cwd=tmp_path).returncode == 0
+    (tmp_path / "lkwedge.toml").write_text('max_ghosts = 5\nfail_on = ["ghost"]\n', encoding="utf-8")
+    proc = run_lkwedge("check", sample, cwd=tmp_path)
+    assert proc.returncode == 1 and "fail-on ghost: 2 ghost episodes" in proc.stdout
+    (tmp_path / "lkwedge.toml").write_text('max_ghosts = "x"\n', encoding="utf-8")
+    proc = run_lkwedge("check", sample, cwd=tmp_path)
+    assert proc.returncode == 2 and "max_ghosts" in proc.stderr
