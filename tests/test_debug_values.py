@@ -89,3 +89,26 @@ def test_scan_json_evidence_carries_the_fields(tmp_path) -> None:  # type: ignor
         "can_reconnect": False,
     }
     assert "same identity" in ep["advice"]
+
+
+def _leave_during_reconnect(tmp_path, action: str):  # type: ignore[no-untyped-def]
+    log = tmp_path / f"leave-{action}.log"
+    log.write_text(
+        '[2026-01-30T18:24:40Z WARN  livekit::rtc_engine] received session close: "signal client closed: '
+        '\\"stream closed\\"" UnknownReason Resume\n'
+        "[2026-01-30T18:24:40Z ERROR livekit::rtc_engine] resuming connection... attempt: 0\n"
+        "[2026-01-30T18:24:42Z ERROR livekit::rtc_engine] resuming connection failed: connection error: "
+        f"server sent leave during reconnect: reason=ParticipantRemoved, action={action}\n"
+        "[2026-01-30T18:25:30Z INFO  my_app] still here\n"
+    )
+    report, _ = scan_json(str(log))
+    return report["episodes"][0]
+
+
+def test_a_leave_with_action_disconnect_inside_a_failed_attempt_ends_the_episode(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ep = _leave_during_reconnect(tmp_path, "Disconnect")
+    assert (ep["verdict"], ep["outcome"]) == ("disconnected", "disconnected")
+    assert ep["evidence"][-1]["fields"]["leave_action"] == "Disconnect"
+    assert "removed" in ep["advice"]
+    # the same line with action=Reconnect is only progress: the silence after it is a stall
+    assert _leave_during_reconnect(tmp_path, "Reconnect")["verdict"] == "stalled"

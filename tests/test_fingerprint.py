@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,20 @@ def test_scan_prints_the_sdk_in_text_and_json() -> None:
     proc = run_lkwedge("scan", str(SAMPLES / "agents_json_seed_stall.log"))
     assert "livekit-ffi 0.12.40-0.12.44 (python livekit 1.0.23-1.0.25)" in proc.stdout
     assert "    advice: " in proc.stdout and "fixed from python livekit 1.1.0" in proc.stdout
+
+
+def test_advice_for_resume_retries_on_an_old_sdk(tmp_path: Path) -> None:
+    log = tmp_path / "retries.log"
+    lines = [fwd(453, CLOSE, "WARNING")]
+    lines += [fwd(729, f"resuming connection... attempt: {n}") for n in range(3)]
+    t0 = dt.datetime(2026, 1, 30, 18, 24, 10)
+    stamped = [
+        f"{(t0 + dt.timedelta(seconds=25 * i)).strftime('%Y-%m-%d %H:%M:%S')},000 - "
+        f"{line.split(':', 1)[0]} livekit - {line.split(':', 2)[2]}"
+        for i, line in enumerate(lines)
+    ]
+    log.write_text("\n".join(stamped) + "\n", encoding="utf-8")
+    report, _ = scan_json(str(log))
+    (ep,) = report["episodes"]
+    assert ep["verdict"] == "stalled" and ep["sdk"]["rtc"] == "1.0.10-1.0.16"
+    assert "retries the resume" in ep["advice"] and "1.0.20" in ep["advice"]

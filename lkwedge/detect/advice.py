@@ -47,9 +47,9 @@ _ERRORS = {
 
 def _facts(episode: Episode) -> dict[str, object]:
     merged: dict[str, object] = {}
-    for evidence in episode.evidence:
+    for evidence in episode.evidence:  # the latest line wins: it says how the episode ended
         if evidence.fields:
-            merged.update({k: v for k, v in evidence.fields.items() if k not in merged})
+            merged.update(evidence.fields)
     return merged
 
 
@@ -81,6 +81,11 @@ def advice_for(episode: Episode, guess: SdkGuess | None) -> str:
     if verdict == "stalled":
         error = facts.get("error_class")
         silence = episode.silence_s
+        resumes = sum(1 for e in episode.evidence if e.pattern == "resume-attempt")
+        if resumes > 1 and sdk.ffi_at_most((0, 12, 39)):
+            return (f"{sdk.label()}: ffi 0.10.3-0.12.39 retries the resume after a signal error instead of "
+                    f"restarting, and each retry can block again; from python livekit 1.0.20 any resume "
+                    f"failure escalates to a restart (rust-sdks #792); {WATCHDOG}")
         if old_connect and (error in (None, "tcp_timeout", "connection_reset", "server_closed_socket",
                                       "dns_failure") and (silence is None or silence > 20)):
             gap = "a long" if silence is None else f"a ~{silence:.0f} s"

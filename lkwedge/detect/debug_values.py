@@ -148,6 +148,11 @@ def classify_error(text: str) -> dict[str, object]:
     return facts
 
 
+def ends_connection(facts: dict[str, object]) -> bool:
+    """The parsed payload says the server ended the session for good (no reconnect will follow)."""
+    return facts.get("can_reconnect") is False or facts.get("leave_action") == "Disconnect"
+
+
 def facts_for(pattern_id: str, message: str) -> dict[str, object]:
     """Structured fields of one matched line (close reason, leave action, error kind...)."""
     facts: dict[str, object] = {}

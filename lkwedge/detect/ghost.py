@@ -24,13 +24,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from lkwedge.detect import advice
-from lkwedge.detect.debug_values import facts_for
+from lkwedge.detect.debug_values import ends_connection, facts_for
 from lkwedge.detect.fingerprint import Fingerprinter
 
 if TYPE_CHECKING:
     from lkwedge.detect.episodes import Episode, EpisodeBook, Hit
 
 DEFAULT_GHOST_WINDOW = 10.0
+#: progress lines whose parsed payload can prove the session is over (lkwedge.detect.debug_values)
+_ENDING_PAYLOADS = frozenset({"leave-request", "resume-failed", "restart-failed"})
 _FACT_PATTERNS = frozenset({"session-close", "leave-disconnect", "leave-request", "ws-unhandled",
                             "resume-failed", "restart-failed", "room-disconnected", "server-disconnect"})
 
@@ -91,6 +93,15 @@ class GhostTracker:
             self.active.add(key)
         if role in ("activity", "teardown", "trigger"):
             self.watches.pop(key, None)
+        if episode is not None and role == "progress" and pattern.id in _ENDING_PAYLOADS:
+            found = facts(hit) or {}
+            if ends_connection(found):  # e.g. a leave the regex let through, or a leave during a reconnect
+                self.book._progress(episode, hit)
+                episode.outcome = "disconnected"
+                episode.end = hit.time or episode.last_progress
+                episode.closed_by = "teardown"
+                self.book._finalize(episode, "stalled" if episode.stalled else "disconnected")
+                return True
         if pattern.outcome == "gave_up" and episode is not None:
             if self.sdk.guess().disconnects_after_give_up():
                 self.book._progress(episode, hit)

@@ -26,7 +26,7 @@ from lkwedge.safe import printable
 
 VERDICTS = ["recovered", "disconnected", "stalled", "unresolved", "ghost"]
 COLUMNS = ["start", "end", "silence_s", "outcome", "verdict", "key", "job", "room", "file", "line",
-           "attempts", "log_left_s", "note"]
+           "attempts", "log_left_s", "note", "confidence", "sdk", "advice"]
 WORST_N = 5
 
 
@@ -36,6 +36,7 @@ def episodes_frame(episodes: Iterable[Episode]) -> pd.DataFrame:
         "start": ep.start, "end": ep.end, "silence_s": ep.silence_s, "outcome": ep.outcome,
         "verdict": ep.verdict, "key": ep.key, "job": ep.job, "room": ep.room, "file": ep.file,
         "line": ep.line, "attempts": ep.attempts, "log_left_s": ep.log_left_s, "note": ep.note,
+        "confidence": ep.confidence, "sdk": (ep.sdk or {}).get("label"), "advice": ep.advice or None,
     } for ep in episodes]
     df = pd.DataFrame(rows, columns=COLUMNS)
     for col in ("start", "end"):
@@ -47,7 +48,7 @@ def episodes_frame(episodes: Iterable[Episode]) -> pd.DataFrame:
     # Unknown future verdicts (e.g. "ghost") are kept, after the known ones.
     extra = sorted(set(df["verdict"].dropna()) - set(VERDICTS))
     df["verdict"] = pd.Categorical(df["verdict"], categories=VERDICTS + extra)
-    for col in ("outcome", "key", "job", "room", "file", "note"):
+    for col in ("outcome", "key", "job", "room", "file", "note", "confidence", "sdk", "advice"):
         df[col] = df[col].astype("string")
     return df
 
@@ -207,4 +208,6 @@ def export(df: pd.DataFrame, summary: dict[str, Any], *, csv: str | None = None,
 
 def build(result: ScanResult) -> tuple[pd.DataFrame, dict[str, Any]]:
     df = episodes_frame(result.episodes)
-    return df, summarize(df)
+    summary = summarize(df)
+    summary["sdk"] = result.summary.get("sdk", {})  # per input: python livekit / livekit-ffi range
+    return df, summary
