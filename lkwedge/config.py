@@ -6,8 +6,10 @@ hit wins; nothing is merged. The walk stops after the repository root (the first
 or at the filesystem root, so a config file above your checkout never leaks into its CI runs.
 ``--config PATH`` names the file explicitly and turns the search off.
 
-Precedence: a flag given on the command line > the config file > the built-in default. Keys mirror the
-long flags (``max_stalls`` or ``max-stalls``). Relative paths in the file (``junit``, ``patterns``) are
+Precedence: a flag given on the command line > an LKWEDGE_<COMMAND>_<OPTION> environment variable >
+the config file > the built-in default (the `lkwedge` click group applies the file as click's
+default_map). Keys mirror the long flags (``max_stalls`` or ``max-stalls``). Relative paths in the
+file (``junit``, ``patterns``) are
 relative to the directory of the config file, not to the current directory.
 """
 
@@ -36,6 +38,15 @@ class Config:
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.values.get(key, default)
+
+    def default_values(self) -> dict[str, Any]:
+        """The values as click option defaults (parameter names; types click's converters accept)."""
+        out: dict[str, Any] = {}
+        for key, value in self.values.items():
+            if isinstance(value, dt.date):
+                value = value.isoformat()
+            out[_PARAM_NAMES.get(key, key)] = value
+        return out
 
 
 def _non_negative_int(value: Any) -> int:
@@ -113,7 +124,14 @@ _KEYS: dict[str, Callable[[Any], Any]] = {
     "expect_recovered": _non_negative_int,
     "junit": _path,
     "github": _bool,
+    "tz": lambda v: _path(v) if isinstance(v, str) else _path(None),
+    "max_jump": _duration,
+    "max_lag": _duration,
+    "lookback": _duration,
+    "max_line": _non_negative_int,
 }
+# config key -> the click parameter name where they differ
+_PARAM_NAMES = {"junit": "junit_path"}
 _PATH_KEYS = ("junit", "patterns")
 
 

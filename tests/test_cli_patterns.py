@@ -97,7 +97,8 @@ def test_explain_a_wrapped_rich_line() -> None:
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "part of the record on lines 17-" in out
-    assert "time      2026-01-30T18:24:43.187000+00:00 (HH:MM:SS[.mmm] (time only); date from --date)" in out
+    assert "time      2026-01-30T18:24:43.187000+00:00 (HH:MM:SS[.mmm] (time only); dated 2026-01-30 from " \
+        "--date)" in out
     assert "key       job:AJ_Pz4Lq9Wm2TkE" in out
     assert "pattern   session-close (pack livekit-rust, role trigger" in out
     assert "close_cause=ping timeout" in out

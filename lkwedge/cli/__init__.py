@@ -1,9 +1,18 @@
-"""The `lkwedge` command: a click group; each subcommand lives in its own module."""
+"""The `lkwedge` command: a click group; each subcommand lives in its own module.
+
+One configuration for every command: the group loads ``lkwedge.toml`` / ``[tool.lkwedge]`` (or
+``--config PATH``, given before or after the command name) into click's ``default_map`` and reads
+``LKWEDGE_<COMMAND>_<OPTION>`` environment variables. Precedence: a flag > the environment > the
+config file > the built-in default.
+"""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,6 +22,10 @@ from lkwedge import __version__
 # imported only when their command runs (or for --help), so `lkwedge scan` never pays for pandas or aiohttp.
 COMMAND_MODULES = {name: f"lkwedge.cli.{name}" for name in ("scan", "watch", "evict", "check", "report",
                                                                    "patterns", "explain")}
+
+#: exit code for a bug in lkwedge (1 means "a stall was found", 2 "bad usage or input")
+EXIT_INTERNAL = 70
+ISSUES_URL = "https://github.com/lkwedge/lkwedge/issues"
 
 
 class LazyGroup(click.Group):
@@ -27,8 +40,54 @@ class LazyGroup(click.Group):
             importlib.import_module(COMMAND_MODULES[cmd_name])
         return super().get_command(ctx, cmd_name)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        # `lkwedge check --config x.toml`: the command's own --config must be known before click builds
+        # the command's context (that is when default_map is applied), so look for it here.
+        sub_args = [*ctx._protected_args, *ctx.args]
+        path = _config_flag(sub_args[1:]) or ctx.params.get("config_path")
+        _load_config_into(ctx, path)
+        return super().invoke(ctx)
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().main(*args, **kwargs)
+        except Exception as exc:  # a bug: never a traceback, never exit 1 ("stall found")
+            from lkwedge.safe import printable
+
+            name = printable(type(exc).__name__)
+            sys.stderr.write(f"lkwedge: internal error: {name}: {printable(exc, 300)}"
+                             f" (a bug in lkwedge {__version__}; please report it with the command line at "
+                             f"{ISSUES_URL})\n")
+            sys.exit(EXIT_INTERNAL)
+
+
+def _config_flag(args: list[str]) -> str | None:
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return None
+        if arg == "--config" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _load_config_into(ctx: click.Context, path: str | None) -> None:
+    from lkwedge.cli.common import run_guarded
+    from lkwedge.config import load_config
+
+    config = run_guarded(lambda: load_config(path))
+    values = config.default_values()
+    ctx.default_map = {name: dict(values) for name in COMMAND_MODULES}
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"],
+                                              "auto_envvar_prefix": "LKWEDGE"},
+             epilog="Settings: a flag > LKWEDGE_<COMMAND>_<OPTION> (e.g. LKWEDGE_SCAN_WINDOW=30s) > "
+                    "lkwedge.toml or [tool.lkwedge] in pyproject.toml (searched upward to the repository "
+                    "root) > the default.")
 @click.version_option(__version__, prog_name="lkwedge")
-def main() -> None:
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Read settings from this TOML file instead of searching for lkwedge.toml.")
+def main(config_path: Path | None) -> None:
     """Catch the moment a LiveKit agent's reconnect wedges: scan, watch, evict, check, report."""

@@ -8,35 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import click
-from click.core import ParameterSource
 
 from lkwedge.cli import main
 from lkwedge.cli.common import input_options, run_guarded, scan_options_from
-from lkwedge.config import FAIL_ON_CHOICES, Config, load_config, pick
-from lkwedge.detect.engine import ScanOptions, scan
+from lkwedge.config import FAIL_ON_CHOICES
+from lkwedge.detect.engine import scan
 from lkwedge.durations import DURATION
 from lkwedge.errors import InputError
 from lkwedge.output.check import CheckOptions, github_annotation, plural, run_checks
 from lkwedge.output.junit import write_junit
 from lkwedge.output.render import sdk_lines
 from lkwedge.safe import printable
-
-config_option = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    help="Settings file (lkwedge.toml or a pyproject.toml with [tool.lkwedge]). "
-         "Default: searched from the current directory up to the repository root.")
-
-
-def resolved_scan_options(ctx: click.Context, config: Config, window: float, date: Any,
-                          patterns: tuple[Path, ...]) -> ScanOptions:
-    """--window/--date/--patterns after the config file: a flag on the command line wins."""
-    if ctx.get_parameter_source("window") in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
-        window = config.get("window", window)
-    pattern_paths = tuple(patterns) or tuple(Path(p) for p in config.get("patterns", []))
-    options = scan_options_from(window, date, pattern_paths)
-    if date is None:
-        options.date = config.get("date")
-    return options
 
 
 def _github_path(file: str) -> str:
@@ -67,12 +49,10 @@ def _github_path(file: str) -> str:
 @click.option("--github/--no-github", default=None,
               help="Print ::error annotations for GitHub Actions (marks the log line in the PR view).")
 @input_options
-@config_option
-@click.pass_context
-def check_command(ctx: click.Context, paths: tuple[str, ...], max_stalls: int | None, max_ghosts: int | None,
+def check_command(paths: tuple[str, ...], max_stalls: int | None, max_ghosts: int | None,
                   max_silence: float | None, fail_on: tuple[str, ...], expect_recovered: int | None,
                   junit_path: str | None, github: bool | None, window: float, date: Any,
-                  patterns: tuple[Path, ...], config_path: Path | None) -> None:
+                  patterns: tuple[Path, ...], tz: str, max_jump: float, max_line: int) -> None:
     """Pass or fail a CI build on its saved LiveKit logs.
 
     Exit 0 when every assertion holds, 1 when one failed (one line each), 2 on a usage or input error.
@@ -83,17 +63,12 @@ def check_command(ctx: click.Context, paths: tuple[str, ...], max_stalls: int | 
       lkwedge check logs/*.log --max-silence 20s --fail-on unresolved --junit lkwedge.xml --github
       lkwedge check chaos.log --expect-recovered 2 --max-stalls 0
     """
-    config = run_guarded(lambda: load_config(config_path))
-    options = CheckOptions(
-        max_stalls=pick(max_stalls, config, "max_stalls", 0),
-        max_silence=pick(max_silence, config, "max_silence", None),
-        fail_on=pick(fail_on, config, "fail_on", ()),
-        expect_recovered=pick(expect_recovered, config, "expect_recovered", None),
-        max_ghosts=pick(max_ghosts, config, "max_ghosts", 0),
-    )
-    junit_out = pick(junit_path, config, "junit", None)
-    annotate = pick(github, config, "github", False)
-    scan_opts = resolved_scan_options(ctx, config, window, date, patterns)
+    options = CheckOptions(max_stalls=0 if max_stalls is None else max_stalls, max_silence=max_silence,
+                           fail_on=tuple(fail_on), expect_recovered=expect_recovered,
+                           max_ghosts=0 if max_ghosts is None else max_ghosts)
+    junit_out = junit_path
+    annotate = bool(github)
+    scan_opts = scan_options_from(window, date, patterns, tz, max_jump, max_line)
 
     result = run_guarded(lambda: scan(paths, scan_opts))
     outcome = run_checks(result, options)

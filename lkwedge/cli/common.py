@@ -13,6 +13,8 @@ import click
 from lkwedge.detect.engine import ScanOptions
 from lkwedge.durations import DURATION
 from lkwedge.errors import InputError
+from lkwedge.read.clock import DEFAULT_MAX_JUMP, parse_tz
+from lkwedge.read.framing import DEFAULT_MAX_LINE
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., object])
@@ -28,26 +30,47 @@ def _keep_ghost_window(ctx: click.Context, _param: click.Parameter, value: float
 
 
 def input_options(command: F) -> F:
-    """--window, --ghost-window, --date and --patterns, the same for scan, watch, check and report."""
-    command = click.option("--ghost-window", type=DURATION, default="10s", show_default=True,
-                           expose_value=False, callback=_keep_ghost_window,
-                           help="Log time without media activity after a reconnect claims success "
-                                "(or a give-up without teardown on an old SDK) that makes a ghost room."
-                           )(command)
-    command = click.option("--patterns", type=click.Path(path_type=Path), multiple=True,
-                           help="An extra pattern pack (TOML); its patterns win over built-ins.")(command)
-    command = click.option("--date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-                           help="Date for time-only lines when no dated line precedes them.")(command)
-    command = click.option("--window", type=DURATION, default="20s", show_default=True,
-                           help="Log time without progress after which an episode is stalled.")(command)
+    """How logs are read: the same options for scan, watch, check and report."""
+    options = [
+        click.option("--window", type=DURATION, default="20s", show_default=True,
+                     help="Log time without progress after which an episode is stalled."),
+        click.option("--ghost-window", type=DURATION, default="10s", show_default=True,
+                     expose_value=False, callback=_keep_ghost_window,
+                     help="Log time without media activity after a reconnect claims success that makes "
+                          "a ghost room."),
+        click.option("--date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+                     help="Date for time-only lines when no dated line precedes them."),
+        click.option("--tz", default="UTC", show_default=True, metavar="ZONE",
+                     help="Zone of timestamps printed without one (UTC, +02:00, Europe/Berlin)."),
+        click.option("--max-jump", type=DURATION, default="1h", show_default=True,
+                     help="A time this far from the log's clock, with no later line agreeing, is a glitch: "
+                          "counted, never moving the clock."),
+        click.option("--max-line", type=click.IntRange(min=1024), default=DEFAULT_MAX_LINE, show_default=True,
+                     help="Lines longer than this many bytes are skipped and counted."),
+        click.option("--patterns", type=click.Path(path_type=Path), multiple=True,
+                     help="An extra pattern pack (TOML); its patterns win over built-ins."),
+        click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+                     default=None, expose_value=False,
+                     help="Read settings from this TOML file instead of searching for lkwedge.toml."),
+    ]
+    for option in reversed(options):
+        command = option(command)
     return command
 
 
-def scan_options_from(window: float, date: object, patterns: tuple[Path, ...]) -> ScanOptions:
+def scan_options_from(window: float, date: object, patterns: tuple[Path, ...], tz: str = "UTC",
+                      max_jump: float = DEFAULT_MAX_JUMP, max_line: int = DEFAULT_MAX_LINE) -> ScanOptions:
     day = date.date() if isinstance(date, dt.datetime) else None
     if window <= 0:
         raise click.BadParameter("must be more than 0", param_hint="--window")
-    options = ScanOptions(window=window, date=day, extra_patterns=list(patterns))
+    if max_jump <= window:
+        raise click.BadParameter("must be more than --window", param_hint="--max-jump")
+    try:
+        zone = parse_tz(tz)
+    except InputError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tz") from None
+    options = ScanOptions(window=window, date=day, extra_patterns=list(patterns), tz=zone, max_jump=max_jump,
+                          max_line=max_line)
     ctx = click.get_current_context(silent=True)
     if ctx is not None and "lkwedge.ghost_window" in ctx.meta:
         options.ghost_window = ctx.meta["lkwedge.ghost_window"]

@@ -88,7 +88,7 @@ def _print(t: LineTrace) -> None:
     if t.time is None:
         out("time", "none (the line has no timestamp; it does not move the clock)")
     else:
-        dated = f"; date from {t.date_source}" if rec.time is None and t.date_source else ""
+        dated = f"; dated {t.date_source}" if rec.time is None and t.date_source else ""
         out("time", f"{t.time.isoformat()} ({t.time_template}{dated})")
     out("key", f"{t.key} (episodes are kept apart per key)")
     if t.match is None:
@@ -119,14 +119,15 @@ def _print(t: LineTrace) -> None:
 @click.argument("where", metavar="FILE:LINE")
 @input_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def explain_command(where: str, window: float, date: object, patterns: tuple[Path, ...], fmt: str) -> None:
+def explain_command(where: str, window: float, date: object, patterns: tuple[Path, ...], tz: str,
+                    max_jump: float, max_line: int, fmt: str) -> None:
     """How one log line was framed, timed, keyed and classified, and which episode it belongs to.
 
     \b
       lkwedge explain agent.log:1234
       lkwedge explain --date 2026-01-30 console.log:18 --format json
     """
-    options = scan_options_from(window, date, patterns)
+    options = scan_options_from(window, date, patterns, tz, max_jump, max_line)
     trace = run_guarded(lambda: _trace(where, options))
     if fmt == "json":
         json.dump(_as_dict(trace), sys.stdout, indent=2, ensure_ascii=False, default=str)

@@ -12,9 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from lkwedge.cli import main
-from lkwedge.cli.check import config_option, resolved_scan_options
-from lkwedge.cli.common import input_options, run_guarded
-from lkwedge.config import load_config
+from lkwedge.cli.common import input_options, run_guarded, scan_options_from
 from lkwedge.detect.engine import ScanOptions, ScanResult, scan
 from lkwedge.errors import InputError
 from lkwedge.output.report import build, export, print_summary, require_parquet
@@ -55,11 +53,9 @@ def _write(path: str, what: str, action: Callable[[], Any]) -> None:
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
               help="Write a self-contained HTML report (no network): summary, timelines, sortable table.")
 @input_options
-@config_option
-@click.pass_context
-def report_command(ctx: click.Context, paths: tuple[str, ...], csv_path: str | None, parquet_path: str | None,
+def report_command(paths: tuple[str, ...], csv_path: str | None, parquet_path: str | None,
                    json_path: str | None, html_path: str | None, window: float, date: Any,
-                   patterns: tuple[Path, ...], config_path: Path | None) -> None:
+                   patterns: tuple[Path, ...], tz: str, max_jump: float, max_line: int) -> None:
     """Summarize reconnect episodes for a postmortem: verdicts, silences, worst jobs and rooms, time of day.
 
     Prints the summary; exports the episode table on request. Exit 0, or 2 on a usage or input error
@@ -69,8 +65,7 @@ def report_command(ctx: click.Context, paths: tuple[str, ...], csv_path: str | N
       lkwedge report logs/*.log
       lkwedge report agent.log.gz --csv episodes.csv --html report.html
     """
-    config = run_guarded(lambda: load_config(config_path))
-    options = resolved_scan_options(ctx, config, window, date, patterns)
+    options = scan_options_from(window, date, patterns, tz, max_jump, max_line)
     if parquet_path:
         run_guarded(require_parquet)  # before a long scan, not after it
     result = run_guarded(lambda: _scan_with_progress(paths, options))

@@ -19,8 +19,8 @@ from lkwedge.output.render import write_json, write_jsonl, write_plain, write_ta
 @input_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]), default="text",
               show_default=True, help="text: a table on a terminal, one line per episode otherwise.")
-def scan_command(paths: tuple[str, ...], window: float, date: object, patterns: tuple[Path, ...],
-                 fmt: str) -> None:
+def scan_command(paths: tuple[str, ...], window: float, date: object, patterns: tuple[Path, ...], tz: str,
+                 max_jump: float, max_line: int, fmt: str) -> None:
     """Explain every reconnect episode in saved logs (files, .gz, or - for stdin).
 
     Exit 0 when no episode stalled or is a ghost room, 1 when one did, 2 on a usage or input error.
@@ -30,7 +30,7 @@ def scan_command(paths: tuple[str, ...], window: float, date: object, patterns: 
       cat agent.log | lkwedge scan -
       lkwedge scan --format json logs/*.log | jq .summary
     """
-    options = scan_options_from(window, date, patterns)
+    options = scan_options_from(window, date, patterns, tz, max_jump, max_line)
     result = run_guarded(lambda: scan(paths, options))
     if fmt == "json":
         write_json(result, sys.stdout)

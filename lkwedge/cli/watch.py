@@ -13,10 +13,12 @@ import click
 
 from lkwedge.cli import main
 from lkwedge.cli.common import input_options, run_guarded, scan_options_from
+from lkwedge.detect.engine import ScanResult
 from lkwedge.durations import DURATION
 from lkwedge.errors import InputError
 from lkwedge.live.sinks import CommandSink, Fanout, JsonlSink, Sink, WebhookSink
 from lkwedge.live.watch import EpisodeHook, LiveView, PlainView, View, Watcher, WatchOptions, summary_lines
+from lkwedge.output.render import write_json, write_jsonl
 
 EVICT_OPTIONS = ("room", "identity", "identity_template", "max_evictions", "revoke_token", "audit")
 
@@ -55,6 +57,13 @@ def _evict_options(command: Any) -> Any:
 @click.option("--from-start", is_flag=True, help="Read files from their beginning (default: from their end).")
 @click.option("--once", is_flag=True,
               help="Stop at end of input (implies --from-start); judge what is pending on log time.")
+@click.option("--lookback", type=DURATION, default=None,
+              help="When following a file from its end, first read back this much log time, so a wedge "
+                   "already in progress is reported at once.  [default: 2 x --window]")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]), default="text",
+              show_default=True,
+              help="The final report: json/jsonl print the same episodes and summary as scan, on stdout "
+                   "(alert lines then go to stderr).")
 @click.option("--jsonl", "jsonl", metavar="PATH|-", default=None,
               help="Append one JSON object per alert/resolution to PATH (- = stdout).")
 @click.option("--on-alert", "on_alert", metavar="CMD", default=None,
@@ -63,8 +72,9 @@ def _evict_options(command: Any) -> Any:
 @click.option("--webhook", metavar="URL", default=None,
               help="POST each alert/resolution as JSON with a Slack-compatible 'text' field.")
 @_evict_options
-def watch_command(paths: tuple[str, ...], window: float, date: object, patterns: tuple[Path, ...],
-                  max_lag: float, from_start: bool, once: bool, jsonl: str | None, on_alert: str | None,
+def watch_command(paths: tuple[str, ...], window: float, date: object, patterns: tuple[Path, ...], tz: str,
+                  max_jump: float, max_line: int, max_lag: float, from_start: bool, once: bool,
+                  lookback: float | None, fmt: str, jsonl: str | None, on_alert: str | None,
                   webhook: str | None, **evict_kwargs: Any) -> None:
     """Watch live logs and alert the moment a reconnect stalls.
 
@@ -81,7 +91,9 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
       lkwedge watch '/var/log/agent/*.log' --jsonl alerts.jsonl --on-alert './page-oncall.sh'
       lkwedge watch --once --from-start saved.log
     """
-    options = scan_options_from(window, date, patterns)
+    options = scan_options_from(window, date, patterns, tz, max_jump, max_line)
+    if fmt != "text" and jsonl == "-":
+        raise click.UsageError("--format json/jsonl and --jsonl - would both write to stdout; pick one")
     if not paths:
         if sys.stdin.isatty():
             raise click.UsageError("no input: give PATHS (or -) or pipe logs into stdin")
@@ -113,7 +125,7 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
                 raise click.UsageError(f"no such file: {p}")
 
     err = sys.stderr
-    to_stdout_json = jsonl == "-"
+    to_stdout_json = jsonl == "-" or fmt != "text"
     view: View
     if not to_stdout_json and sys.stdout.isatty():
         from rich.console import Console
@@ -141,7 +153,8 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
         if evict_kwargs["evict"] or evict_kwargs["dry_run"]:
             hooks.append(_make_evictor(evict_kwargs, view))
         fan = Fanout(sinks, view.error)
-        wopts = WatchOptions(scan=options, max_lag=max_lag, from_start=from_start, once=once)
+        wopts = WatchOptions(scan=options, max_lag=max_lag, from_start=from_start, once=once,
+                             lookback=lookback)
         return Watcher(paths, wopts, fan, view, hooks, on_error=view.error), fan
 
     try:
@@ -172,6 +185,11 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
                 close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if fmt != "text":
+        result = ScanResult(watcher.detector.episodes(), watcher.detector.summary())
+        (write_json if fmt == "json" else write_jsonl)(result, sys.stdout)
+        sys.stdout.flush()
+        sys.exit(code)
     out = err if to_stdout_json else sys.stdout
     if watcher.interrupted:
         out.write("lkwedge: stopped; episodes so far:\n")

@@ -1,11 +1,20 @@
-"""The detection engine: lines → records → pattern hits → episodes, on log time.
+"""The detection engine: lines → records → pattern hits → episodes, on log time, one way for every input.
 
-`Detector` is fed one physical line at a time (that is what `watch` does). `scan` uses the same
-Detector but, for inputs whose records are one per line, hands it only the lines that contain a
-pattern literal plus a couple of clock samples per 1 MiB chunk, found with `str.find` over the
-whole chunk; every other line costs a newline count and a first-character check. Verdicts are the
-same either way because silence is measured between the lines that matter, and log time on a
-stream only moves forward (the next examined line is at least as late as any line skipped before it).
+`scan`, `check`, `report` and `watch` all feed lines to a `Detector` (in batches of any size); the
+answer does not depend on how the lines were batched. Per stream (one input) the Detector first
+looks at the first `SNIFF_LINES` lines and picks a reading, the same whoever reads:
+
+- *newest first* (a pasted UI listing): everything is kept and read in reverse at the end;
+- *line by line* (records that span lines: Rich console wrapping, CRI partials, display-time lines):
+  every line is assembled and examined;
+- *one record per line* (everything else): only lines holding a pattern literal are examined; the
+  rest are counted. Log time is taken as non-decreasing, so silence is measured between the examined
+  lines and the last timed line of the input: a skipped line cannot hold a time that would change a
+  verdict, and the verdict never rests on where a batch was cut.
+
+Examined records move the stream's clock (`lkwedge.read.clock`), pattern hits move the episodes
+(`lkwedge.detect.episodes`). A live reader (`watch`) may also move an episode's silence forward from
+the wall clock (`advance_clock`); that proof is recorded on the episode and stays.
 """
 
 from __future__ import annotations
@@ -14,21 +23,25 @@ import bisect
 import datetime as dt
 import itertools
 import operator
-from collections import Counter
-from collections.abc import Callable, Sequence
+import re
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import TextIO
 
 from lkwedge.detect.episodes import VERDICTS, Episode, EpisodeBook, Hit, Listener
 from lkwedge.detect.ghost import DEFAULT_GHOST_WINDOW
 from lkwedge.detect.patterns import PatternSet
-from lkwedge.read.formats import Record, apply_extra_line, looks_parseable, parse_line, split_forwarded
-from lkwedge.read.sources import describe, open_text, position
+from lkwedge.read.assemble import Assembler
+from lkwedge.read.clock import DEFAULT_MAX_JUMP, UTC, StreamClock
+from lkwedge.read.formats import Record, parse_line, unparsed_reason
+from lkwedge.read.framing import CHUNK, DEFAULT_MAX_LINE, TOO_LONG, LineFramer, open_binary, read_chunks
+from lkwedge.read.sources import describe
 
-CHUNK = 1 << 20
 SNIFF_LINES = 400
-HALF_DAY = dt.timedelta(hours=12)
+TAIL_LINES = 64  # the end of a one-record-per-line input is searched this far back for its last time
+DUP_LINES = 3  # a record printed twice (plain + JSON copy) has its copies at most this many lines apart
 
 
 @dataclass
@@ -36,6 +49,9 @@ class ScanOptions:
     window: float = 20.0
     date: dt.date | None = None
     extra_patterns: list[Path] = field(default_factory=list)
+    tz: dt.tzinfo = UTC
+    max_jump: float = DEFAULT_MAX_JUMP
+    max_line: int = DEFAULT_MAX_LINE
     ghost_window: float = DEFAULT_GHOST_WINDOW
 
 
@@ -45,25 +61,50 @@ class ScanResult:
     summary: dict[str, object]
 
 
-class Stream:
-    """One input (file or stdin): its clock, date context, multi-line state and episodes."""
+class Reading(Enum):
+    UNDECIDED = "undecided"
+    PER_LINE = "one record per line"
+    MULTI_LINE = "line by line"
+    NEWEST_FIRST = "newest first"
 
-    def __init__(self, name: str, mtime: float | None, window: float, listener: Listener | None) -> None:
+
+@dataclass(slots=True)
+class _BareHit:
+    """A hit without job or pid, held a few lines in case it is the plain copy of a JSON record."""
+
+    hit: Hit
+    message: str
+
+
+class Stream:
+    """One input: its reading, clock, multi-line state and episodes."""
+
+    def __init__(self, name: str, mtime: float | None, options: ScanOptions,
+                 listener: Listener | None) -> None:
         self.name = name
-        self.mtime = mtime
-        self.book = EpisodeBook(name, window, listener)
+        self.book = EpisodeBook(name, options.window, listener)
+        self.clock = StreamClock(tz=options.tz, base_date=options.date, mtime=mtime,
+                                 max_jump=options.max_jump)
+        self.reading = Reading.UNDECIDED
         self.lines = 0
-        self.unparsed = 0
-        self.clock: dt.datetime | None = None  # newest log time seen
-        self.last_time: dt.datetime | None = None  # time of the latest dated record (rollover base)
-        self.date_source: str | None = None
+        self.unparsed: Counter[str] = Counter()
+        self.duplicates = 0
+        self.buffered: list[tuple[int, str]] = []  # lines kept until the reading is decided (or to reverse)
+        self.assembler = Assembler(self.unparsed)
+        self.tail: deque[tuple[int, str]] = deque(maxlen=TAIL_LINES)
+        self.last_examined = 0  # physical line number of the last examined line
+        self.last_record_time: dt.datetime | None = None  # for Rich rows whose time column is blank
         self.job_rooms: dict[str, tuple[str | None, str | None]] = {}
-        # multi-line assembly
-        self.held: tuple[int, str, Record] | None = None  # a Rich record that may continue
-        self.held_json: str | None = None  # a Rich extras line wrapped over several lines
-        self.partial: str | None = None  # CRI "P" pieces
-        self.partial_line = 0
-        self.display_time: tuple[dt.datetime | None, dt.time | None] | None = None
+        self.bare: _BareHit | None = None
+        self.recent: deque[tuple[Hit, str]] = deque(maxlen=8)  # keyed hits and their messages
+        self.dual_printing = False  # JSON records with job fields: plain twins of them are possible
+        self.finished = False
+        self.reversed = False
+        self.anchor_line = 0  # one record per line: the first dated line, examined like a pattern line
+
+    @property
+    def clock_now(self) -> dt.datetime | None:
+        return self.clock.now
 
 
 class Detector:
@@ -73,72 +114,86 @@ class Detector:
         self.listener = listener
         self.patterns = patterns or PatternSet.load(self.options.extra_patterns)
         self.streams: list[Stream] = []
-        self.notes: list[str] = []
 
     # -- public API ------------------------------------------------------------------------------
 
     def stream(self, name: str, mtime: float | None = None) -> Stream:
-        stream = Stream(name, mtime, self.options.window, self.listener)
+        stream = Stream(name, mtime, self.options, self.listener)
         stream.book.ghosts.ghost_window = self.options.ghost_window
         self.streams.append(stream)
         return stream
 
-    def feed(self, stream: Stream, lineno: int, text: str) -> dt.datetime | None:
-        """One physical line (without its newline), in order. Returns its log time, if it has one."""
-        stream.lines += 1
-        return self._process(stream, lineno, text)
+    def feed(self, stream: Stream, lineno: int, text: str) -> None:
+        """One physical line (without its newline), in order."""
+        self.feed_lines(stream, lineno, [text])
 
-    def feed_batch(self, stream: Stream, first_lineno: int, lines: list[str]
-                   ) -> tuple[dt.datetime | None, dt.datetime | None]:
-        """Consecutive one-record-per-line lines (not Rich/CRI-partial input: see `needs_line_by_line`).
-
-        Only the lines holding a pattern literal, plus the first and the last line as clock samples,
-        are parsed; the others are counted. Returns the log times of the first and last parsed lines.
-        """
-        stream.lines += len(lines)
+    def feed_lines(self, stream: Stream, first_lineno: int, lines: Sequence[str]) -> None:
+        """Consecutive physical lines, numbered from ``first_lineno``. Any batching gives the same answer."""
         if not lines:
-            return None, None
-        blob = "\n".join(lines)
-        ends = list(itertools.accumulate(len(line) + 1 for line in lines))  # offset past each line
-        picked = {0, len(lines) - 1}
-        for literal in self.patterns.literals:
-            i = blob.find(literal)
-            while i != -1:
-                k = bisect.bisect_right(ends, i)
-                picked.add(k)
-                i = blob.find(literal, ends[k]) if k + 1 < len(lines) else -1
-        stream.unparsed += _count_unparseable(lines)
-        first = last = None
-        for k in sorted(picked):
-            if not looks_parseable(lines[k]):
-                stream.unparsed -= 1  # counted above; _process counts it again
-            when = self._process(stream, first_lineno + k, lines[k])
-            if when is not None:
-                first = first or when
-                last = when
-        return first, last
+            return
+        if stream.reading in (Reading.UNDECIDED, Reading.NEWEST_FIRST):
+            stream.buffered.extend(zip(itertools.count(first_lineno), lines, strict=False))
+            if stream.reading is Reading.UNDECIDED and len(stream.buffered) >= SNIFF_LINES:
+                self.decide(stream)
+            return
+        self._read(stream, first_lineno, lines)
+
+    def decide(self, stream: Stream) -> None:
+        """Pick the stream's reading from its first lines (called by itself after SNIFF_LINES lines, at
+        the end of input, or by a live reader whose input went quiet before that many lines)."""
+        if stream.reading is not Reading.UNDECIDED:
+            return
+        sample = [text for _, text in stream.buffered[:SNIFF_LINES]]
+        if _newest_first(sample):
+            stream.reading = Reading.NEWEST_FIRST
+            return
+        stream.reading = Reading.MULTI_LINE if needs_line_by_line(sample) else Reading.PER_LINE
+        stream.dual_printing = any(_KEYED_JSON.search(text) for text in sample)
+        if stream.reading is Reading.PER_LINE:
+            # the first dated line is examined too: it dates the time-only lines that may follow it
+            stream.anchor_line = next((lineno for lineno, text in stream.buffered[:SNIFF_LINES]
+                                       if parse_line(text).time is not None), 0)
+        buffered, stream.buffered = stream.buffered, []
+        for first, group in _runs(buffered):
+            self._read(stream, first, group)
 
     def flush(self, stream: Stream) -> None:
-        """Release a held multi-line record (call when a live stream has gone quiet)."""
-        if stream.held is not None:
-            held, stream.held, stream.held_json = stream.held, None, None
-            self._apply(stream, *held)
+        """A live input went quiet: release a held multi-line record and a held bare hit."""
+        if stream.reading is Reading.MULTI_LINE:
+            for item in stream.assembler.flush():
+                self._examine(stream, item.line, item.text, item.record)
+        self._release_bare(stream)
 
-    def advance_clock(self, stream: Stream, log_now: dt.datetime) -> None:
-        """Log time has reached at least ``log_now`` on this stream (e.g. estimated from the wall clock)."""
-        if stream.clock is None or log_now > stream.clock:
-            stream.clock = log_now
-            stream.book.on_clock(log_now)
+    def advance_clock(self, stream: Stream, log_now: dt.datetime, proof: str | None = None) -> None:
+        """Live only: log time on this stream has reached at least ``log_now`` (estimated from the wall
+        clock, or read off a line not examined). Open episodes silent past the window are stalled, and
+        the silence proved is kept. ``proof`` says how (for the episode's note)."""
+        stream.book.on_clock(log_now, proof=proof or "log time")
+
+    def peek_time(self, stream: Stream, text: str) -> dt.datetime | None:
+        """The log time of a line, read with the stream's context but changing nothing (for `watch`)."""
+        return stream.clock.resolve(parse_line(text).stamp(), peek=True)
 
     def last_log_time(self, stream: Stream) -> dt.datetime | None:
-        return stream.clock
+        return stream.clock.now
 
     def finish(self, stream: Stream) -> None:
-        self.flush(stream)
-        if stream.partial is not None:
-            text, stream.partial = stream.partial, None
-            self._apply(stream, stream.partial_line, text, parse_line(text))
-        stream.book.finish(stream.clock)
+        """End of input: read what is buffered, find the last time, judge what is still open."""
+        if stream.finished:
+            return
+        stream.finished = True
+        self.decide(stream)
+        if stream.reading is Reading.NEWEST_FIRST:
+            buffered, stream.buffered = stream.buffered, []
+            stream.reading, stream.reversed = Reading.MULTI_LINE, True
+            for lineno, text in reversed(buffered):
+                self._read(stream, lineno, [text])
+        for item in stream.assembler.finish():
+            self._examine(stream, item.line, item.text, item.record)
+        self._release_bare(stream)
+        self._read_tail_time(stream)
+        stream.clock.close()
+        stream.book.finish(stream.clock.now)
 
     def open_episodes(self) -> list[Episode]:
         return [ep for stream in self.streams for ep in stream.book.open.values()]
@@ -151,151 +206,173 @@ class Detector:
     def summary(self) -> dict[str, object]:
         episodes = self.episodes()
         counts = {verdict: sum(ep.verdict == verdict for ep in episodes) for verdict in VERDICTS}
+        reasons: Counter[str] = Counter()
+        for stream in self.streams:
+            reasons.update(stream.unparsed)
         return {
             "files": len(self.streams),
             "lines": sum(s.lines for s in self.streams),
-            "unparsed": sum(s.unparsed for s in self.streams),
+            "unparsed": sum(reasons.values()),
+            "unparsed_reasons": dict(sorted(reasons.items())),
             "episodes": len(episodes),
             **counts,
             "open": len(self.open_episodes()),
             "window_s": self.options.window,
-            "notes": list(self.notes),
+            "out_of_order": sum(s.clock.stats.out_of_order for s in self.streams),
+            "clock_jumps": sum(s.clock.stats.clock_jumps for s in self.streams),
+            "bad_times": sum(s.clock.stats.bad_times for s in self.streams),
+            "duplicates": sum(s.duplicates for s in self.streams),
+            "notes": self.notes(),
             "sdk": {s.name: s.book.ghosts.sdk.guess().to_dict() for s in self.streams},
         }
 
-    # -- per line ------------------------------------------------------------------------------
+    def notes(self) -> list[str]:
+        notes: list[str] = []
+        for stream in self.streams:
+            if stream.reversed:
+                notes.append(f"{stream.name}: newest-first order detected; read oldest-first")
+            if stream.clock.date_source:
+                notes.append(f"{stream.name}: time-only lines dated {stream.clock.date_source}")
+            zones = stream.clock.mixed_zones()
+            if zones:
+                notes.append(f"{stream.name}: {zones}")
+        return notes
 
-    def _process(self, stream: Stream, lineno: int, text: str) -> dt.datetime | None:
-        if stream.partial is not None or " P " in text[:48]:
-            text_or_none = self._join_cri_partial(stream, lineno, text)
-            if text_or_none is None:
-                return None
-            lineno, text = stream.partial_line, text_or_none
-        record = parse_line(text)
-        if record.display_time_only:
-            stream.display_time = (record.time, record.time_of_day)
-            return None
-        if (record.continuation or stream.held_json is not None) and self._continue_held(stream, record):
-            return None
-        if not record.parsed:
-            stream.unparsed += 1
-        self.flush(stream)
-        if record.rich:  # Rich console rows may wrap onto the following lines: hold until we know
-            stream.held = (lineno, text, record)
-            return None
-        return self._apply(stream, lineno, text, record)
+    # -- reading ---------------------------------------------------------------------------------
 
-    def _join_cri_partial(self, stream: Stream, lineno: int, text: str) -> str | None:
-        """Kubernetes CRI: "<time> stdout P <piece>" lines continue until a "F" line."""
-        record_is_partial = " stdout P " in text[:48] or " stderr P " in text[:48]
-        _head, sep, piece = text.partition(" P " if record_is_partial else " F ")
-        if stream.partial is None:
-            if not record_is_partial:
-                return text
-            stream.partial, stream.partial_line = text, lineno  # keep the prefix of the first piece
-            return None
-        if not sep:  # not CRI after all: release what we have and go on
-            joined, stream.partial = stream.partial, None
-            self._apply(stream, stream.partial_line, joined, parse_line(joined))
-            stream.partial_line = lineno
-            return text
-        stream.partial += piece
-        if record_is_partial:
-            return None
-        joined, stream.partial = stream.partial, None
-        return joined.replace(" stdout P ", " stdout F ", 1).replace(" stderr P ", " stderr F ", 1)
+    def _read(self, stream: Stream, first_lineno: int, lines: Sequence[str]) -> None:
+        stream.lines += len(lines)
+        if stream.reading is Reading.MULTI_LINE:
+            for lineno, text in zip(itertools.count(first_lineno), lines, strict=False):
+                if text == TOO_LONG:
+                    stream.unparsed["too long"] += 1
+                    continue
+                for item in stream.assembler.push(lineno, text):
+                    self._examine(stream, item.line, item.text, item.record)
+            return
+        self._read_per_line(stream, first_lineno, lines)
 
-    def _continue_held(self, stream: Stream, record: Record) -> bool:
-        if stream.held is None:
-            return False
-        lineno, text, held = stream.held
-        piece = record.message if record.continuation else record.message.strip()
-        if stream.held_json is not None:
-            stream.held_json += piece
-            if apply_extra_line(held, stream.held_json) or len(stream.held_json) > 4096:
-                stream.held_json = None
-            return True
-        if piece.startswith("{"):
-            if not apply_extra_line(held, piece):
-                stream.held_json = piece
-            return True
-        if not record.continuation:
-            return False
-        held.message = f"{held.message.rstrip()} {piece}"
-        split_forwarded(held)  # a wrapped "target:line:module - msg" is only complete now
-        stream.held = (lineno, f"{text.rstrip()} {piece}", held)
-        return True
+    def _read_per_line(self, stream: Stream, first_lineno: int, lines: Sequence[str]) -> None:
+        """One record per line: examine only the lines holding a pattern literal; count the others."""
+        blob = "\n".join(lines)
+        ends = list(itertools.accumulate(len(line) + 1 for line in lines))  # offset past each line
+        picked: set[int] = set()
+        for literal in self.patterns.literals:
+            i = blob.find(literal)
+            while i != -1:
+                k = bisect.bisect_right(ends, i)
+                picked.add(k)
+                i = blob.find(literal, ends[k]) if k + 1 < len(lines) else -1
+        if first_lineno <= stream.anchor_line < first_lineno + len(lines):
+            picked.add(stream.anchor_line - first_lineno)
+        _count_unparsed(lines, picked, stream.unparsed)
+        for k in sorted(picked):
+            text = lines[k]
+            if text == TOO_LONG:
+                continue
+            record = parse_line(text)
+            if not record.parsed:
+                stream.unparsed[record.reason or "unknown format"] += 1
+            self._examine(stream, first_lineno + k, text, record)
+        stream.tail.extend(zip(itertools.count(first_lineno + max(0, len(lines) - TAIL_LINES)),
+                               lines[-TAIL_LINES:], strict=False))
 
-    def _apply(self, stream: Stream, lineno: int, text: str, record: Record) -> dt.datetime | None:
-        when = self._resolve_time(stream, record)
-        match = None
+    def _read_tail_time(self, stream: Stream) -> None:
+        """One record per line: the last timed line of the input ends the log's time."""
+        for lineno, text in reversed(stream.tail):
+            if lineno <= stream.last_examined:
+                return
+            if not text.strip():
+                continue
+            record = parse_line(text)
+            if not record.parsed and unparsed_reason(text) is None and text != TOO_LONG:
+                stream.unparsed[record.reason or "unknown format"] += 1  # e.g. a last line cut mid-write
+            if record.has_time() and stream.clock.resolve(record.stamp(), peek=True) is not None:
+                self._move_clock(stream, lineno, text, stream.clock.resolve(record.stamp()))
+                return
+
+    # -- one record ------------------------------------------------------------------------------
+
+    def _examine(self, stream: Stream, lineno: int, text: str, record: Record) -> None:
+        stream.last_examined = max(stream.last_examined, lineno)
+        if stream.bare is not None and lineno - stream.bare.hit.line > DUP_LINES:
+            self._release_bare(stream)
+        if record.blank_time and not record.has_time():
+            when, rejected = stream.last_record_time, False  # Rich leaves an unchanged time column blank
+        else:
+            when, rejected = stream.clock.accept(stream.clock.resolve(record.stamp()))
+        if rejected:
+            stream.book.note_open(f"ignored a clock jump at line {lineno}")
+        if when is not None:
+            stream.last_record_time = when
         if self.patterns.is_candidate(record.message):
             match = self.patterns.match(record.message, record.level)
-        if match is not None:
-            if match.pattern.role == "meta" and record.job:
-                stream.job_rooms[record.job] = (record.room, record.room_id)
-            key, job = _key_of(record, stream.name)
-            room, room_id = record.room, record.room_id
-            if job and (room is None or room_id is None):
-                known_room, known_id = stream.job_rooms.get(job, (None, None))
-                room, room_id = room or known_room, room_id or known_id
-            hit = Hit(match, key, lineno, when, text, job, record.pid, room, room_id, message=record.message)
-            stream.book.ghosts.observe(hit)
-            stream.book.on_hit(hit)
-        if when is not None and (stream.clock is None or when > stream.clock):
-            stream.clock = when
+            if match is not None:
+                self._on_match(stream, Hit(match, "", lineno, when, text, record.job, record.pid, record.room,
+                                           record.room_id, message=record.message), record)
+        if when is not None and stream.clock.now == when:
             stream.book.on_clock(when, lineno, text)
-        return when
 
-    def _resolve_time(self, stream: Stream, record: Record) -> dt.datetime | None:
-        if record.time is None and record.time_of_day is None and stream.display_time is not None:
-            record.time, record.time_of_day = stream.display_time
-        stream.display_time = None
-        if record.time is not None:
-            when = record.time
-            if record.year_missing:
-                year = (stream.last_time or stream.clock or _today()).year
-                when = when.replace(year=year)
-            stream.last_time = when
-            return when
-        if record.time_of_day is not None:
-            when = dt.datetime.combine(self._base_date(stream), record.time_of_day, dt.UTC)
-            if stream.last_time is not None and when < stream.last_time - HALF_DAY:
-                when += dt.timedelta(days=1)  # midnight rollover
-            stream.last_time = when
-            return when
-        if record.blank_time:
-            return stream.last_time
-        return None
+    def _move_clock(self, stream: Stream, lineno: int, text: str, when: dt.datetime | None) -> None:
+        when, rejected = stream.clock.accept(when)
+        if rejected:
+            stream.book.note_open(f"ignored a clock jump at line {lineno}")
+        elif when is not None and stream.clock.now == when:
+            stream.book.on_clock(when, lineno, text)
 
-    def _base_date(self, stream: Stream) -> dt.date:
-        if stream.last_time is not None:
-            return stream.last_time.date()
-        if self.options.date is not None:
-            source, base = "--date", self.options.date
-        elif stream.mtime is not None:
-            base = dt.datetime.fromtimestamp(stream.mtime, dt.UTC).date()
-            source = "the file's modification time"
-        else:
-            base, source = _today(), "today's date (UTC)"
-        if stream.date_source is None:
-            stream.date_source = source
-            self.notes.append(f"{stream.name}: time-only lines dated {base.isoformat()} from {source}")
-        return base
+    def _on_match(self, stream: Stream, hit: Hit, record: Record) -> None:
+        role = hit.match.pattern.role
+        if role == "meta" and record.job:
+            stream.job_rooms[record.job] = (record.room, record.room_id)
+        self._key(stream, hit, record)
+        message = record.message.strip()
+        # A record printed twice (a plain basicConfig copy, without job fields, beside the agents JSON
+        # copy) is one record: where JSON records carry job fields, a hit without them waits a few
+        # lines for its keyed twin.
+        keyed = hit.job is not None or hit.pid is not None or not stream.dual_printing
+        bare = stream.bare
+        if keyed:
+            if bare is not None and _twins(bare.hit, bare.message, hit, message):
+                stream.bare = None
+                stream.duplicates += 1
+            else:
+                self._release_bare(stream)
+            stream.recent.append((hit, message))
+            stream.book.on_hit(hit)
+            return
+        if any(_twins(twin, m, hit, message) for twin, m in stream.recent):
+            stream.duplicates += 1
+            return
+        self._release_bare(stream)
+        stream.bare = _BareHit(hit, message)
 
+    def _release_bare(self, stream: Stream) -> None:
+        if stream.bare is not None:
+            bare, stream.bare = stream.bare, None
+            stream.book.on_hit(bare.hit)
 
-def _today() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _key_of(record: Record, file: str) -> tuple[str, str | None]:
-    if record.job:
-        return f"job:{record.job}", record.job
-    if record.pid is not None:
-        return f"pid:{record.pid}", None
-    if record.svc:
-        return f"svc:{record.svc}", None
-    return file, None
+    def _key(self, stream: Stream, hit: Hit, record: Record) -> None:
+        """Key a hit: by job; a pid-only line by the one open episode of a job in that pid; else by pid,
+        service or the file."""
+        if record.job:
+            hit.key = f"job:{record.job}"
+            if hit.room is None or hit.room_id is None:
+                known_room, known_id = stream.job_rooms.get(record.job, (None, None))
+                hit.room, hit.room_id = hit.room or known_room, hit.room_id or known_id
+            return
+        if record.pid is not None:
+            owners = [ep for ep in stream.book.open.values() if ep.pid == record.pid and ep.job]
+            if owners:
+                owner = max(owners, key=operator.attrgetter("line"))
+                hit.key, hit.job = owner.key, owner.job
+                hit.room, hit.room_id = hit.room or owner.room, hit.room_id or owner.room_id
+                if len(owners) > 1:
+                    owner.remarks.append(f"line {hit.line} (pid {record.pid}, no job id) was ambiguous "
+                                         f"between {len(owners)} jobs of that pid; taken as this one")
+                return
+            hit.key = f"pid:{record.pid}"
+            return
+        hit.key = f"svc:{record.svc}" if record.svc else stream.name
 
 
 # ---- scan: saved inputs ---------------------------------------------------------------------------
@@ -304,7 +381,8 @@ ProgressCallback = Callable[[int, int], None]
 
 
 def scan(paths: Sequence[str], options: ScanOptions | None = None,
-         on_progress: ProgressCallback | None = None, listener: Listener | None = None) -> ScanResult:
+         on_progress: ProgressCallback | None = None, listener: Listener | None = None,
+         on_error: Callable[[str], None] | None = None) -> ScanResult:
     """Read saved logs to the end and return every episode with its verdict."""
     detector = Detector(options, listener)
     inputs = [describe(path) for path in paths]  # fail fast on a missing file, before any output
@@ -312,83 +390,66 @@ def scan(paths: Sequence[str], options: ScanOptions | None = None,
     done = 0
     for source in inputs:
         stream = detector.stream(source.name, source.mtime)
-        with open_text(source) as text:
-            _read_stream(detector, stream, text, _progress(on_progress, done, total))
+        framer = LineFramer(detector.options.max_line)
+        lineno = 1
+        with open_binary(source.path, source.name) as binary:
+            for data in read_chunks(binary, source.name, CHUNK):
+                lines = framer.feed(data)
+                detector.feed_lines(stream, lineno, lines)
+                lineno += len(lines)
+                if on_progress is not None:
+                    on_progress(done + min(source.size or 0, _tell(binary)), total)
+        detector.feed_lines(stream, lineno, framer.finish())
         detector.finish(stream)
         done += source.size or 0
-        if on_progress is not None:
-            on_progress(done, total)
     return ScanResult(detector.episodes(), detector.summary())
 
 
-def _progress(callback: ProgressCallback | None, base: int, total: int) -> Callable[[TextIO], None] | None:
-    if callback is None:
-        return None
-
-    def report(text: TextIO) -> None:
-        pos = position(text)
-        if pos is not None:
-            callback(base + pos, total)
-
-    return report
+def _tell(binary: object) -> int:
+    raw = getattr(binary, "fileobj", binary)
+    try:
+        return int(raw.tell())  # type: ignore[attr-defined]
+    except (OSError, ValueError, AttributeError):
+        return 0
 
 
-def _read_stream(detector: Detector, stream: Stream, text: TextIO,
-                 report: Callable[[TextIO], None] | None) -> None:
-    head = text.read(CHUNK)
-    sample = head.split("\n", SNIFF_LINES)[:SNIFF_LINES]
-    if _newest_first(sample):
-        rest = head + text.read()
-        lines = rest.split("\n")
-        if lines and lines[-1] == "":
-            lines.pop()
-        detector.notes.append(f"{stream.name}: newest-first order detected; read oldest-first")
-        for lineno in range(len(lines), 0, -1):
-            detector.feed(stream, lineno, lines[lineno - 1])
-        return
-    if needs_line_by_line(sample):
-        _read_line_by_line(detector, stream, head, text)
-        return
-    _read_fast(detector, stream, head, text, report)
+_KEYED_JSON = re.compile(r'^\s*\{.*\\?"(?:job_id|pid)\\?": ?\S')
 
 
-def _read_line_by_line(detector: Detector, stream: Stream, head: str, text: TextIO) -> None:
-    carry, lineno, data = "", 0, head
-    while data:
-        lines = (carry + data).split("\n")
-        carry = lines.pop()
-        for line in lines:
-            lineno += 1
-            detector.feed(stream, lineno, line)
-        data = text.read(CHUNK)
-    if carry:
-        detector.feed(stream, lineno + 1, carry)
+def _twins(a: Hit, a_message: str, b: Hit, b_message: str) -> bool:
+    """The same record printed twice: same message, a few lines apart, and (if both have one) the same
+    time within a second."""
+    if a_message != b_message or abs(b.line - a.line) > DUP_LINES:
+        return False
+    if a.time is not None and b.time is not None:
+        return abs((a.time - b.time).total_seconds()) <= 1.0
+    return True
 
 
-def _read_fast(detector: Detector, stream: Stream, head: str, text: TextIO,
-               report: Callable[[TextIO], None] | None) -> None:
-    carry, base, data = "", 0, head
-    while data or carry:
-        buffer = carry + data
-        cut = buffer.rfind("\n") + 1 if data else len(buffer)
-        chunk, carry = buffer[:cut], buffer[cut:]
-        if chunk:
-            lines = chunk.split("\n")
-            if chunk.endswith("\n"):
-                lines.pop()
-            detector.feed_batch(stream, base + 1, lines)
-            base += len(lines)
-            if report is not None:
-                report(text)
-        data = text.read(CHUNK) if data else ""
-    detector.flush(stream)
+def _runs(items: list[tuple[int, str]]) -> Iterable[tuple[int, list[str]]]:
+    """Buffered (lineno, text) pairs as runs of consecutive line numbers."""
+    start = 0
+    for i in range(1, len(items) + 1):
+        if i == len(items) or items[i][0] != items[i - 1][0] + 1:
+            yield items[start][0], [text for _, text in items[start:i]]
+            start = i
 
 
-def _count_unparseable(lines: list[str]) -> int:
-    """`looks_parseable` over many lines, grouped by first character so the loop stays in C."""
-    firsts = Counter(map(_FIRST_CHAR, lines))
-    return sum(sum(1 for line in lines if line[:1] == first and not looks_parseable(line))
-               for first in firsts if not looks_parseable(first))
+def _count_unparsed(lines: Sequence[str], examined: set[int], into: Counter[str]) -> None:
+    """Unparsed lines among those not examined, by a cheap shape test grouped by first character so
+    the loop stays in C; letter-first lines (rare) are parsed to be sure."""
+    for first in set(map(_FIRST_CHAR, lines)):
+        if unparsed_reason(first) is None:
+            continue
+        for k, line in enumerate(lines):
+            if line[:1] != first or k in examined:
+                continue
+            if line == TOO_LONG:
+                into["too long"] += 1
+                continue
+            reason = unparsed_reason(line)
+            if reason is not None:
+                into[reason] += 1
 
 
 _FIRST_CHAR = operator.itemgetter(slice(0, 1))
@@ -397,9 +458,11 @@ _FIRST_CHAR = operator.itemgetter(slice(0, 1))
 def needs_line_by_line(sample: list[str]) -> bool:
     """Multi-line records (Rich wrapping, CRI partials, display-time lines) need every line."""
     for line in sample:
-        if not line.strip():
+        if not line.strip() or line == TOO_LONG:
             continue
-        if line[0] in " \t" or " stdout P " in line[:48] or " stderr P " in line[:48]:
+        if line[0] in " \t" and line.lstrip()[:1] != "{":
+            return True
+        if " stdout P " in line[:48] or " stderr P " in line[:48]:
             return True
         if parse_line(line).display_time_only:
             return True
@@ -409,12 +472,20 @@ def needs_line_by_line(sample: list[str]) -> bool:
 def _newest_first(sample: list[str]) -> bool:
     times: list[dt.datetime | dt.time] = []
     for line in sample:
+        if line == TOO_LONG:
+            continue
         record = parse_line(line)
         if record.time is not None:
             times.append(record.time)
         elif record.time_of_day is not None:
             times.append(record.time_of_day)
-    pairs = [(a, b) for a, b in itertools.pairwise(times) if type(a) is type(b)]
-    down = sum(1 for a, b in pairs if b < a)  # type: ignore[operator]
-    up = sum(1 for a, b in pairs if b > a)  # type: ignore[operator]
-    return down >= 3 and down > 3 * up
+    down = up = 0
+    for a, b in itertools.pairwise(times):
+        if type(a) is not type(b) or (isinstance(a, dt.datetime) and isinstance(b, dt.datetime)
+                                      and (a.tzinfo is None) != (b.tzinfo is None)):
+            continue
+        if b < a:  # type: ignore[operator]
+            down += 1
+        elif b > a:  # type: ignore[operator]
+            up += 1
+    return (down >= 2 and up == 0) or (down >= 3 and down > 3 * up)

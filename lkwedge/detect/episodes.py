@@ -61,6 +61,9 @@ class Episode:
     stalled: bool = False
     first_resume_attempt: int | None = None
     closed_by: str | None = None
+    remarks: list[str] = field(default_factory=list)  # facts for the note (ambiguous key, clock jump...)
+    proved_silence_s: float | None = None  # silence proved live (wall clock), kept whatever comes later
+    proof: str | None = None  # how a live stall was proved
     # ghost rooms, SDK fingerprint and advice (lkwedge.detect.ghost, fingerprint, advice)
     ghost: bool = False
     confidence: str | None = None  # "high" | "medium" for a ghost
@@ -131,10 +134,16 @@ class EpisodeBook:
     # -- events ----------------------------------------------------------------------------------
 
     def on_hit(self, hit: Hit) -> None:
+        self.ghosts.observe(hit)
         if self.ghosts.on_hit(hit):
             return
         role = hit.match.pattern.role
         episode = self.open.get(hit.key)
+        if role == "trigger" and episode is not None and episode.attempts == 0 and episode.outcome is None:
+            # A close before any attempt or outcome joins the episode: a server migration logs two
+            # closes ("server request to leave" Migration, then "stream closed") before one attempt.
+            self._progress(episode, hit)
+            return
         if role == "trigger" or (role == "attempt" and (episode is None or _starts_new(episode, hit))):
             if episode is not None:
                 self._close(episode, hit, superseded=True)
@@ -142,21 +151,41 @@ class EpisodeBook:
             return
         if episode is None or role == "meta":
             return
+        if role == "activity" and _before(hit, episode):
+            # media activity stamped before the reconnect's last step says nothing about after it
+            episode.remarks.append(f"job activity at line {hit.line} is stamped before the episode's last "
+                                   "progress (out of order): not taken as recovery")
+            return
         self._progress(episode, hit)
         if role in ("success", "activity", "teardown"):
             self._close(episode, hit)
 
-    def on_clock(self, now: datetime, line: int | None = None, text: str | None = None) -> None:
-        """Log time has reached ``now`` on this stream: open episodes silent too long are stalled."""
+    def on_clock(self, now: datetime, line: int | None = None, text: str | None = None,
+                 proof: str | None = None) -> None:
+        """Log time has reached ``now`` on this stream: open episodes silent too long are stalled.
+        ``line``/``text``: the examined line that says so. ``proof``: a live reader's estimate (no line);
+        the silence it proves is kept on the episode."""
         self.ghosts.on_clock(now, line, text)
         for episode in self.open.values():
-            if episode.stalled or episode.last_progress is None:
+            if episode.last_progress is None:
                 continue
             gap = _gap(episode.last_progress, now)
-            if gap is not None and gap > self.window:
-                if line is not None and text is not None:
-                    episode.evidence.append(Evidence(line, now, "clock", text[:MAX_EVIDENCE_TEXT]))
-                self._mark_stalled(episode)
+            if gap is None or gap <= self.window:
+                continue
+            if proof is not None and (episode.proved_silence_s is None or gap > episode.proved_silence_s):
+                episode.proved_silence_s = gap
+                episode.proof = episode.proof or proof
+            if episode.stalled:
+                continue
+            if line is not None and text is not None:
+                episode.evidence.append(Evidence(line, now, "clock", text[:MAX_EVIDENCE_TEXT]))
+            self._mark_stalled(episode)
+
+    def note_open(self, remark: str) -> None:
+        """Attach a fact to every open episode (e.g. a clock jump that was ignored while it was open)."""
+        for episode in self.open.values():
+            if remark not in episode.remarks:
+                episode.remarks.append(remark)
 
     def finish(self, now: datetime | None) -> None:
         """End of input: judge what is still open on log time."""
@@ -184,14 +213,20 @@ class EpisodeBook:
 
     def _progress(self, episode: Episode, hit: Hit) -> None:
         if hit.time is not None:
-            gap = _gap(episode.last_progress, hit.time)
-            if gap is not None:
-                episode.silence_s = max(episode.silence_s or 0.0, gap)
-                if gap > self.window:
-                    self._mark_stalled(episode)
+            if episode.last_progress is not None and hit.time < episode.last_progress:
+                # out of order: it cannot move the episode's progress back, nor shorten its silence
+                ahead = (episode.last_progress - hit.time).total_seconds()
+                episode.remarks.append(f"line {hit.line} is stamped {ahead:.3f} s before the episode's "
+                                       "last progress (out of order)")
+            else:
+                gap = _gap(episode.last_progress, hit.time)
+                if gap is not None:
+                    episode.silence_s = max(episode.silence_s or 0.0, gap)
+                    if gap > self.window:
+                        self._mark_stalled(episode)
+                episode.last_progress = hit.time
             if episode.start is None:
                 episode.start = hit.time
-            episode.last_progress = hit.time
         episode.room = episode.room or hit.room
         episode.room_id = episode.room_id or hit.room_id
         self._record(episode, hit)
@@ -242,6 +277,8 @@ class EpisodeBook:
         self._finalize(episode, verdict)
 
     def _finalize(self, episode: Episode, verdict: str) -> None:
+        if episode.proved_silence_s is not None:
+            episode.silence_s = max(episode.silence_s or 0.0, episode.proved_silence_s)
         episode.verdict = "ghost" if episode.ghost else verdict
         episode.note = explain(episode, self.window)
         self.ghosts.annotate(episode)
@@ -254,6 +291,10 @@ class EpisodeBook:
             self.listener(event, episode)
 
 
+def _before(hit: Hit, episode: Episode) -> bool:
+    return hit.time is not None and episode.last_progress is not None and hit.time < episode.last_progress
+
+
 def _starts_new(episode: Episode, hit: Hit) -> bool:
     """A first-numbered resume attempt while one is open begins a new episode (hidden close line)."""
     if hit.match.pattern.attempt_kind != "resume" or episode.first_resume_attempt is None:
@@ -262,7 +303,16 @@ def _starts_new(episode: Episode, hit: Hit) -> bool:
 
 
 def explain(episode: Episode, window: float) -> str:
-    """One sentence a person can act on."""
+    """One sentence a person can act on, then the remarks."""
+    text = _explain(episode, window)
+    if episode.proof and episode.proof != "log time":
+        text += f"; the stall was proved live on the {episode.proof}"
+    for remark in episode.remarks:
+        text += f"; {remark}"
+    return text
+
+
+def _explain(episode: Episode, window: float) -> str:
     silence = "unknown (no timestamps)" if episode.silence_s is None else f"{episode.silence_s:.1f} s"
     last = episode.evidence[-1] if episode.evidence else None
     if episode.verdict == "stalled":

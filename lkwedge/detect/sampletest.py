@@ -78,9 +78,14 @@ def matching_patterns(patterns: PatternSet, record: Record) -> list[Pattern]:
             and p.regex.search(record.message)]
 
 
+def _zoned(value: dt.datetime) -> dt.datetime:
+    # a time printed without a zone is read as UTC (the default of --tz)
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
 def record_time(record: Record) -> str | None:
     if record.time is not None:
-        return record.time.isoformat()
+        return _zoned(record.time).isoformat()
     if record.time_of_day is not None:
         return record.time_of_day.isoformat()
     return None
@@ -94,7 +99,7 @@ def _same_time(record: Record, expected: object) -> bool:
     try:
         if record.time is not None:
             want = dt.datetime.fromisoformat(expected)
-            return want.tzinfo is not None and want == record.time
+            return want.tzinfo is not None and want == _zoned(record.time)
         if record.time_of_day is not None:
             return dt.time.fromisoformat(expected) == record.time_of_day
     except ValueError:
@@ -210,17 +215,18 @@ def analyze_log(name: str, lines: Iterable[str], patterns: PatternSet) -> LogSta
 
     ``lines`` counts records, not physical lines: a Rich row wrapped over three lines is one record.
     """
-    from lkwedge.detect.engine import Detector
+    from lkwedge.detect.engine import Detector, Reading, Stream
 
     stats = LogStats(name)
 
     class _Observed(Detector):
-        def _apply(self, stream, lineno, text, record):  # type: ignore[no-untyped-def]
+        def _examine(self, stream: Stream, lineno: int, text: str, record: Record) -> None:
             _observe(stats, patterns, lineno, text, record)
-            return super()._apply(stream, lineno, text, record)
+            super()._examine(stream, lineno, text, record)
 
     detector = _Observed(patterns=patterns)
     stream = detector.stream(name)
+    stream.reading = Reading.MULTI_LINE  # every record examined, not only the lines holding a literal
     for lineno, raw in enumerate(lines, 1):
         detector.feed(stream, lineno, raw.rstrip("\n"))
     detector.finish(stream)

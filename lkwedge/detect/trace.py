@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from lkwedge.detect.debug_values import facts_for
-from lkwedge.detect.engine import Detector, ScanOptions, Stream, _key_of
+from lkwedge.detect.engine import Detector, Reading, ScanOptions, Stream
 from lkwedge.detect.episodes import Episode
 from lkwedge.detect.fingerprint import SdkGuess
 from lkwedge.detect.patterns import Match
@@ -41,23 +41,37 @@ class LineTrace:
     date_source: str | None = None
 
 
+def _key_for(stream: Stream, record: Record) -> str:
+    """The episode key of a record, as the detector keys hits (a pid-only line joins its job's episode)."""
+    if record.job:
+        return f"job:{record.job}"
+    if record.pid is not None:
+        owners = [ep for ep in stream.book.open.values() if ep.pid == record.pid and ep.job]
+        if owners:
+            return max(owners, key=lambda ep: ep.line).key
+        return f"pid:{record.pid}"
+    return f"svc:{record.svc}" if record.svc else stream.name
+
+
 def trace_line(name: str, text: TextIO, target: int, options: ScanOptions | None = None) -> LineTrace:
     """Read ``text`` to the end and explain physical line ``target`` (1-based)."""
     applied: list[tuple[int, str, Record, dt.datetime | None, Match | None, Episode | None, str]] = []
 
     class _Traced(Detector):
-        def _apply(self, stream: Stream, lineno: int, text: str, record: Record) -> dt.datetime | None:
+        def _examine(self, stream: Stream, lineno: int, text: str, record: Record) -> None:
             match = None
             if self.patterns.is_candidate(record.message):
                 match = self.patterns.match(record.message, record.level)
-            key, _job = _key_of(record, stream.name)
+            key = _key_for(stream, record)
             before = stream.book.open.get(key)
-            when = super()._apply(stream, lineno, text, record)
+            super()._examine(stream, lineno, text, record)
+            timed = record.has_time() or record.blank_time
+            when = stream.last_record_time if timed else None
             applied.append((lineno, text, record, when, match, before, key))
-            return when
 
     detector = _Traced(options)
     stream = detector.stream(name)
+    stream.reading = Reading.MULTI_LINE  # every record examined, not only the lines holding a literal
     physical = ""
     count = 0
     for count, raw in enumerate(text, 1):
@@ -67,7 +81,7 @@ def trace_line(name: str, text: TextIO, target: int, options: ScanOptions | None
         detector.feed(stream, count, line)
     detector.finish(stream)
     trace = LineTrace(name, target, physical, sdk=stream.book.ghosts.sdk.guess(),
-                      date_source=stream.date_source)
+                      date_source=stream.clock.date_source)
     if target > count:
         return trace
     applied.sort(key=lambda item: item[0])

@@ -13,10 +13,12 @@ Decisions a caller relies on:
   stream, so an episode that spans a rotation keeps increasing line numbers.  Until the first rotation
   they are the file's physical line numbers (when following from the end the skipped lines are
   counted), so `sed -n Np FILE` finds them.
-- Lines are split on b"\\n" only (a trailing "\\r" is dropped, a lone "\\r" is kept), decoded as UTF-8
-  with errors="replace".  A partial last line is held until its "\\n" arrives; it is emitted anyway at
-  end of input (`once`, stdin EOF), when its file is rotated away or truncated, or when it grows past
-  MAX_LINE bytes (then it is emitted in pieces) - a line is never dropped.
+- Lines are cut by `lkwedge.read.framing.LineFramer`, exactly as `scan` cuts them (gzip by magic,
+  CRLF, U+FFFD for bad UTF-8, a line over max_line skipped and counted).  A partial last line is held
+  until its "\\n" arrives; it is emitted anyway at end of input (`once`, stdin EOF), or when its file is
+  rotated away or truncated.
+- With `lookback`, a file followed from its end is started that many seconds of log time before its
+  last line, so a wedge already in progress is seen at once; those lines "arrived" at the file's mtime.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
+from lkwedge.errors import InputError
+from lkwedge.read.framing import DEFAULT_MAX_LINE, Gunzip, LineFramer, is_gzip
+
 STDIN_NAME = "<stdin>"
 CHUNK = 1 << 16
-MAX_LINE = 1 << 20          # a "line" longer than this is emitted in pieces rather than held forever
 _FINGERPRINT = 64           # bytes at offset 0 compared to notice truncate-and-rewrite past our offset
 _READS_PER_TURN = 64        # chunks read before re-checking stop / yielding (keeps stop() responsive)
 
@@ -63,48 +67,43 @@ def _has_magic(path: str) -> bool:
 
 
 class _Emitter:
-    """Splits bytes into numbered lines for one source and pushes batches to the shared queue."""
+    """Cuts bytes into numbered lines for one source (with `lkwedge.read.framing`, exactly as scan
+    does) and pushes batches to the shared queue. A source that starts with gzip's magic is
+    gunzipped on the fly."""
 
     def __init__(self, follower: Follower, source: str) -> None:
         self.f = follower
         self.source = source
         self.lineno = 0
-        self.partial = b""
+        self.framer = LineFramer(follower.max_line)
+        self.gunzip: Gunzip | None = None
+        self.sniffed = False
 
     def feed(self, data: bytes, now: float) -> None:
-        buf = self.partial + data if self.partial else data
-        cut = buf.rfind(b"\n")
-        if cut < 0:
-            self.partial = buf
-            if len(buf) > MAX_LINE:
-                self.flush(now)
-            return
-        self.partial = buf[cut + 1:]
-        # b"\n" never occurs inside a multi-byte UTF-8 sequence, so decoding the whole run is safe.
-        lines = buf[:cut].decode("utf-8", "replace").split("\n")
-        self._push_lines(lines, now)
-        if len(self.partial) > MAX_LINE:
-            self.flush(now)
+        if not self.sniffed and data:
+            self.sniffed = True
+            if is_gzip(data):
+                self.gunzip = Gunzip()
+        if self.gunzip is not None:
+            try:
+                data = self.gunzip.feed(data)
+            except InputError as e:
+                self.notice("error", str(e))
+                self.gunzip, data = None, b""
+        self._push_lines(self.framer.feed(data), now)
 
     def flush(self, now: float) -> None:
         """Emit a held partial line as a complete one (end of input, rotation, truncation)."""
-        if self.partial:
-            data, self.partial = self.partial, b""
-            self._push_lines([data.decode("utf-8", "replace")], now)
+        self._push_lines(self.framer.finish(), now)
+        self.sniffed, self.gunzip = False, None  # a rotated or truncated file starts afresh
 
     def _push_lines(self, lines: list[str], now: float) -> None:
+        if not lines:
+            return
         n = self.lineno
         src = self.source
-        batch: list[Item] = []
-        for text in lines:
-            n += 1
-            if text.endswith("\r"):
-                text = text[:-1]
-            if text.startswith("\x00"):
-                # copytruncate with a writer lacking O_APPEND leaves a hole of NULs before new data.
-                text = text.lstrip("\x00")
-            batch.append(LineEvent(src, n, text, now))
-        self.lineno = n
+        batch: list[Item] = [LineEvent(src, n + i, text, now) for i, text in enumerate(lines, 1)]
+        self.lineno = n + len(lines)
         self.f._put(batch)
 
     def notice(self, kind: str, detail: str = "") -> None:
@@ -185,6 +184,8 @@ class _FileTail:
         else:
             if not self.from_start:
                 self._skip_to_end(st.st_size)
+                if self.f.lookback > 0:
+                    self._back_up(st.st_size, st.st_mtime)
             self.em.notice("opened", f"following from line {self.em.lineno + 1}")
         self.from_start = True
         self.f._claim(self.ident, self.fp)
@@ -207,6 +208,20 @@ class _FileTail:
             pos += len(chunk)
         self.offset = last_nl + 1
         self.em.lineno += count
+
+    def _back_up(self, size: int, mtime: float) -> None:
+        """--lookback: move the start back to the first line within `lookback` seconds of log time of
+        the last line, and deliver those lines now, stamped as arriving at the file's mtime."""
+        assert self.fd is not None
+        end = self.offset
+        start = lookback_start(self.fd, end, self.f.lookback)
+        if start >= end:
+            return
+        block = os.pread(self.fd, end - start, start)
+        self.em.lineno -= block.count(b"\n")
+        self.offset = end
+        arrival = time.monotonic() - max(0.0, time.time() - mtime)
+        self.em.feed(block, arrival)
 
     def _read_available(self, limit: int | None) -> bool:
         """Read up to `limit` chunks; True when it stopped at EOF."""
@@ -287,6 +302,49 @@ class _FileTail:
             self.em.notice("eof")
 
 
+LOOKBACK_MAX_BYTES = 64 << 20
+
+
+def lookback_start(fd: int, end: int, seconds: float) -> int:
+    """The offset of the first line whose log time is within `seconds` of the last timed line before
+    `end` (lines without a time go with the lines around them); at most LOOKBACK_MAX_BYTES back."""
+    from lkwedge.read.clock import StreamClock
+    from lkwedge.read.formats import parse_line
+
+    clock = StreamClock()
+    floor = max(0, end - LOOKBACK_MAX_BYTES)
+    newest = None
+    pos = end
+    start = end
+    carry = b""
+    while pos > floor:
+        size = min(1 << 20, pos - floor)
+        pos -= size
+        data = os.pread(fd, size, pos) + carry
+        cut = data.find(b"\n") if pos > floor else -1
+        head, body = (data[:cut + 1], data[cut + 1:]) if cut >= 0 else (b"", data)
+        offset = pos + len(head)
+        lines = body.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        ends = []
+        for line in lines:
+            ends.append(offset)
+            offset += len(line) + 1
+        for line_start, line in zip(reversed(ends), reversed(lines), strict=True):
+            when = clock.resolve(parse_line(line.decode("utf-8", "replace")).stamp(), peek=True)
+            if when is None:
+                start = line_start
+                continue
+            if newest is None:
+                newest = when
+            if (newest - when).total_seconds() > seconds:
+                return start
+            start = line_start
+        carry = head
+    return start
+
+
 def _stdin_fileno() -> int:
     try:
         return sys.stdin.fileno()
@@ -315,6 +373,8 @@ class Follower:
         glob_interval: float = 1.0,
         stdin_fd: int | None = None,
         max_batches: int = 256,
+        max_line: int = DEFAULT_MAX_LINE,
+        lookback: float = 0.0,
     ) -> None:
         self.paths = list(paths) or ["-"]
         self.from_start = from_start
@@ -322,6 +382,8 @@ class Follower:
         self.poll_interval = poll_interval
         self.glob_interval = glob_interval
         self.stdin_fd = stdin_fd
+        self.max_line = max_line
+        self.lookback = lookback
         self._q: queue.Queue[list[Item]] = queue.Queue(maxsize=max_batches)
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -333,6 +395,7 @@ class Follower:
         self._live = 0                       # reader threads that have not delivered "eof" yet
         self._pending: list[Item] = []
         self._started = False
+        self._globbing = False
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> Follower:
@@ -358,6 +421,7 @@ class Follower:
             for path in self._expand(patterns):
                 self._add_file(path, from_start=self.from_start)
             if not self.once:
+                self._globbing = True  # new matches may appear at any time: never finished
                 self._spawn(lambda: self._glob_loop(patterns), "glob", counted=False)
         return self
 
@@ -380,7 +444,7 @@ class Follower:
         files never end on their own; stdin ends at EOF; with once=True every source ends."""
         with self._lock:
             live = self._live
-        return live == 0 and not self._pending and self._q.empty()
+        return live == 0 and not self._globbing and not self._pending and self._q.empty()
 
     # -- consumption ---------------------------------------------------------------------------------
     def get_batch(self, timeout: float | None = None) -> list[Item]:

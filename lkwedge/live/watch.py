@@ -24,11 +24,11 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
-from lkwedge.detect.engine import SNIFF_LINES, Detector, ScanOptions, Stream, needs_line_by_line
+from lkwedge.detect.engine import Detector, Reading, ScanOptions, Stream
 from lkwedge.detect.episodes import Episode
 from lkwedge.live.follow import STDIN_NAME, Follower, LineEvent, Notice
 from lkwedge.live.sinks import ErrorCallback, Sink, format_console
@@ -49,6 +49,7 @@ class WatchOptions:
     tick: float = 0.2
     poll_interval: float = 0.1
     glob_interval: float = 1.0
+    lookback: float | None = None  # seconds of log time read back at start (None: 2 x window)
 
 
 class EpisodeHook(Protocol):
@@ -92,8 +93,7 @@ class _Src:
     replay: bool                     # judged on log time only (a saved file read with --once)
     lag: LagTracker = field(default_factory=LagTracker)
     last_arrival: float = 0.0
-    line_by_line: bool | None = None     # decided from the first lines, as scan decides per file
-    sniff: list[str] = field(default_factory=list)
+    first_arrival: float | None = None
 
 
 @dataclass
@@ -118,9 +118,10 @@ class Watcher:
         self.hooks = list(hooks)
         self.on_error = on_error or view.error
         self.detector = Detector(options.scan, self._on_episode)
+        lookback = 2 * options.scan.window if options.lookback is None else options.lookback
         self.follower = Follower(paths, from_start=options.from_start or options.once, once=options.once,
                                  poll_interval=options.poll_interval, glob_interval=options.glob_interval,
-                                 stdin_fd=stdin_fd)
+                                 stdin_fd=stdin_fd, max_line=options.scan.max_line, lookback=lookback)
         self.sources: dict[str, _Src] = {}
         self.states: dict[int, _EpState] = {}
         self.stop_event = threading.Event()
@@ -142,7 +143,8 @@ class Watcher:
                 if now >= next_tick:
                     self._tick(now)
                     next_tick = now + opts.tick
-                if opts.once and not batch and self.follower.finished:
+                if not batch and self.follower.finished:
+                    # every input ended (--once, or a pipe that closed): judge on log time, as scan does
                     self._finish_all()
                     break
         finally:
@@ -173,54 +175,69 @@ class Watcher:
         return src
 
     def _handle(self, batch: list[LineEvent | Notice]) -> None:
-        lines = [item for item in batch if isinstance(item, LineEvent)]
-        if lines:
-            src = self._src(lines[0].source)
-            first, last = self._feed(src, lines)
-            arrival = lines[-1].arrival
-            src.last_arrival = arrival
-            if first is not None and last is not None:
-                src.lag.add(arrival, first, last)
+        run: list[LineEvent] = []
         for item in batch:
-            if isinstance(item, Notice):
-                if item.kind == "opened":
-                    self._src(item.source)
-                self.view.notice(item)
+            if isinstance(item, LineEvent):
+                if run and (item.source != run[-1].source or item.lineno != run[-1].lineno + 1):
+                    self._feed(run)
+                    run = []
+                run.append(item)
+                continue
+            if run:
+                self._feed(run)
+                run = []
+            if item.kind == "opened":
+                self._src(item.source)
+            elif item.kind == "eof" and item.source in self.sources:
+                self.detector.finish(self.sources[item.source].stream)  # this input is over
+            self.view.notice(item)
+        if run:
+            self._feed(run)
 
-    def _feed(self, src: _Src, lines: list[LineEvent]) -> tuple[dt.datetime | None, dt.datetime | None]:
-        """Feed a batch; returns the log times of its first and last timed lines (lag samples).
-        Like scan, one-record-per-line input goes through `feed_batch`, which parses only the lines
-        holding a pattern literal plus the batch's first and last line."""
+    def _feed(self, lines: list[LineEvent]) -> None:
+        """Feed consecutive lines of one input. On a live input, the log time of the batch's first and
+        last lines (read without changing anything) feeds the lag estimate and may prove a stall early."""
+        src = self._src(lines[0].source)
         det, stream = self.detector, src.stream
-        if src.line_by_line is None:
-            src.sniff.extend(ev.text for ev in lines[: SNIFF_LINES - len(src.sniff)])
-            if len(src.sniff) >= SNIFF_LINES or any(_multiline_hint(t) for t in src.sniff):
-                src.line_by_line = needs_line_by_line(src.sniff)
-                src.sniff = []
-        if src.line_by_line is False:
-            return det.feed_batch(stream, lines[0].lineno, [ev.text for ev in lines])
-        # Undecided (first lines) or multi-line records (Rich wrapping, CRI partials): every line.
-        first = last = None
-        for ev in lines:
-            when = det.feed(stream, ev.lineno, ev.text)
-            if when is not None:
-                first = first or when
-                last = when
-        return first, last
+        texts = [ev.text for ev in lines]
+        det.feed_lines(stream, lines[0].lineno, texts)
+        src.last_arrival = lines[-1].arrival
+        if src.first_arrival is None:
+            src.first_arrival = lines[0].arrival
+        if src.replay:
+            return
+        first = _first_time(det, stream, texts[:8])
+        last = _first_time(det, stream, reversed(texts[-8:]))
+        if first is None or last is None or not self._plausible(stream, last):
+            return
+        src.lag.add(lines[-1].arrival, first, last)
+        if stream.reading not in (Reading.UNDECIDED, Reading.NEWEST_FIRST):
+            det.advance_clock(stream, last)
+
+    def _plausible(self, stream: Stream, when: dt.datetime) -> bool:
+        now = self.detector.last_log_time(stream)
+        return now is None or abs((when - now).total_seconds()) <= self.options.scan.max_jump
 
     def _tick(self, mono_now: float) -> None:
         caught_up = self.follower.backlog() == 0
         for src in self.sources.values():
             stream = src.stream
-            if stream.held is not None and mono_now - src.last_arrival >= QUIET_FLUSH:
-                self.detector.flush(stream)   # a held Rich row: no continuation is coming
+            if stream.finished:
+                continue
+            if caught_up and not src.replay and src.first_arrival is not None:
+                if mono_now - src.first_arrival >= QUIET_FLUSH:
+                    self.detector.decide(stream)  # a slow live input: do not wait for 400 lines to decide
+                if mono_now - src.last_arrival >= QUIET_FLUSH:
+                    self.detector.flush(stream)   # a held Rich row: no continuation is coming
             if src.replay or not caught_up or not stream.book.open:
                 continue
             if self.detector.last_log_time(stream) is None:
                 continue
+            estimate = src.lag.skew_excess(self.options.max_lag)
             log_now = src.lag.log_now(mono_now, self.options.max_lag)
-            if log_now is not None:
-                self.detector.advance_clock(stream, log_now)
+            if log_now is not None and estimate is not None and self._plausible(stream, log_now):
+                self.detector.advance_clock(
+                    stream, log_now, proof=f"wall clock (allowing {estimate[1]:.1f} s of delivery lag)")
         self.view.refresh(self)
 
     def _finish_all(self) -> None:
@@ -299,13 +316,20 @@ class Watcher:
         return rows
 
 
-def _multiline_hint(text: str) -> bool:
-    return text[:1] in (" ", "\t") or " stdout P " in text[:48] or " stderr P " in text[:48]
+def _first_time(det: Detector, stream: Stream, texts: Iterable[str]) -> dt.datetime | None:
+    for text in texts:
+        when = det.peek_time(stream, text)
+        if when is not None:
+            return when
+    return None
 
 
 def _outage(ep: Episode, state: _EpState) -> float:
+    """How long the reconnect was out: from its start to its end on log time, or the silence proved
+    live when that was longer (a stall proved on the wall clock stays proved)."""
     if ep.start is not None and ep.end is not None:
-        return round(max(0.0, (ep.end - ep.start).total_seconds()), 3)
+        span = max(0.0, (ep.end - ep.start).total_seconds())
+        return round(max(span, ep.proved_silence_s or 0.0), 3)
     return round(time.monotonic() - state.opened_mono, 3)
 
 

@@ -12,9 +12,12 @@ lines sampled for the clock, so clarity wins over micro-optimisation here.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time, timedelta
+
+from lkwedge.read.clock import Stamp
 
 # ---- record -------------------------------------------------------------------------------------
 
@@ -22,9 +25,11 @@ from datetime import UTC, date, datetime, time
 @dataclass(slots=True)
 class Record:
     message: str
-    time: datetime | None = None  # full, timezone-aware log time
+    time: datetime | None = None  # date and time as printed; naive when the line gave no zone
     time_of_day: time | None = None  # time-only line: the date comes from the stream's context
-    year_missing: bool = False  # journald short format: month/day/time but no year
+    month_day: tuple[int, int] | None = None  # journald short format: month/day (with time_of_day), no year
+    from_wrapper: bool = False  # the time is a wrapper's zone-less one (journald prefix, display line)
+    wrapper_time_of_day: time | None = None  # a wrapper's local time beside the record's own zoned time
     level: str | None = None  # ERROR | WARN | INFO | DEBUG | TRACE
     target: str | None = None  # Rust module path or Python logger name
     job: str | None = None
@@ -33,12 +38,26 @@ class Record:
     room_id: str | None = None
     svc: str | None = None  # docker compose service / journald unit: keeps processes apart
     parsed: bool = True  # False when no known format was recognised
+    reason: str | None = None  # why not parsed: "unknown format", "bad JSON", "NUL bytes"
     partial: bool = False  # CRI "P" line: continues on the next line
     display_time_only: bool = False  # a log UI's timestamp line that precedes its record
     blank_time: bool = False  # Rich console: time column left blank = same as the previous line
     continuation: bool = False  # Rich console: wrapped tail of the previous record
     rich: bool = False  # a Rich console row (indented): its message may continue on the next lines
     fields: dict[str, object] = field(default_factory=dict)
+
+    def stamp(self) -> Stamp | None:
+        if self.time is None and self.time_of_day is None:
+            return None
+        return Stamp(self.time, self.time_of_day, self.month_day, self.from_wrapper, self.wrapper_time_of_day)
+
+    def has_time(self) -> bool:
+        return self.time is not None or self.time_of_day is not None
+
+    def take_time(self, other: Record, from_wrapper: bool = False) -> None:
+        """Use ``other``'s time (a wrapper's) when this record printed none of its own."""
+        self.time, self.time_of_day, self.month_day = other.time, other.time_of_day, other.month_day
+        self.from_wrapper = from_wrapper or other.from_wrapper
 
 
 _LEVELS = {
@@ -65,7 +84,8 @@ _ISO_RX = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"
 
 
 def parse_iso(text: str) -> datetime | None:
-    """ISO-8601 / RFC 3339 with any fraction digits; naive times are taken as UTC."""
+    """ISO-8601 / RFC 3339 with any fraction digits; naive when it names no zone (the clock stage
+    reads those in --tz). None when it is no real date."""
     text = text.strip()
     if "." in text or "," in text:
         # fromisoformat accepts up to 6 fraction digits reliably across versions: trim nanoseconds
@@ -73,10 +93,25 @@ def parse_iso(text: str) -> datetime | None:
         if m:
             text = m.group(1) + m.group(2)
     try:
-        value = datetime.fromisoformat(text.replace(",", "."))
-    except ValueError:
+        return datetime.fromisoformat(text.replace(",", "."))
+    except (ValueError, OverflowError):
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_epoch(value: float) -> datetime | None:
+    """A number of seconds, milliseconds, microseconds or nanoseconds since 1970 (told apart by size)."""
+    if not math.isfinite(value) or value <= 0:
+        return None
+    for scale in (1.0, 1e3, 1e6, 1e9):
+        if value / scale < 1e11:  # about year 5138: beyond it, the number is in a finer unit
+            try:
+                return _EPOCH + timedelta(seconds=value / scale)
+            except OverflowError:
+                return None
+    return None
 
 
 def parse_time_of_day(text: str) -> time | None:
@@ -92,6 +127,8 @@ _MONTHS = {m: i for i, m in enumerate(
 # ---- wrappers (peeled before the record formats) ------------------------------------------------
 
 _CRI = re.compile(rf"^({_ISO_RX}) (?:stdout|stderr) ([FP]) ?(.*)$")
+# kubectl logs --timestamps / docker logs -t: an RFC 3339 (nano) time, one space, then the payload
+_RFC3339_PREFIX = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) (\S.*)$")
 _COMPOSE = re.compile(r"^([A-Za-z][\w.-]*)\s+\| ?(.*)$")
 _JOURNALD = re.compile(
     r"^(?:([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d(?:\.\d+)?)|(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?"
@@ -127,20 +164,31 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _SHAPE_FIRST = frozenset("[{0123456789 \t\r\x1b")
 
 
-def looks_parseable(line: str) -> bool:
-    """A cheap stand-in for ``parse_line(line).parsed``, used to count unparsed lines that are
-    never parsed. Lines starting with a letter (wrappers, basicConfig) are rare enough to parse."""
+def unparsed_reason(line: str) -> str | None:
+    """A cheap stand-in for ``parse_line(line).reason``, used to count unparsed lines that are never
+    parsed: lines that start like a known format count as records. Lines starting with a letter
+    (wrappers, basicConfig) are rare enough to parse."""
     if not line or line[0] in _SHAPE_FIRST:
-        return True
-    return parse_line(line).parsed
+        return None
+    return parse_line(line).reason
 
 
 def parse_line(line: str) -> Record:
-    """Parse one physical line (without its newline)."""
+    """Parse one physical line (without its newline). Never raises: a line that is no record comes
+    back with ``parsed=False`` and a ``reason``."""
     if "\x1b" in line:
         line = _ANSI.sub("", line)
+    if "\x00" in line:  # copytruncate leaves a run of NULs before the next record
+        line = line.replace("\x00", "")
+        if not line.strip():
+            return Record("", parsed=False, reason="NUL bytes")
     line = line.rstrip("\r\n").lstrip("\r")
-    return _parse(line, depth=0)
+    if not line.strip():
+        return Record("")  # a blank line: neither a record with content nor an unparsed one
+    try:
+        return _parse(line, depth=0)
+    except RecursionError:
+        return Record(line[:200], parsed=False, reason="bad JSON")
 
 
 def _parse(line: str, depth: int) -> Record:
@@ -155,6 +203,11 @@ def _parse(line: str, depth: int) -> Record:
     if first.isdigit():
         return _parse_digit_start(line, depth)
     if first.isspace():
+        stripped = line.lstrip()
+        if stripped[:1] == "{":  # console copies (CloudWatch and others) indent JSON records
+            record = _parse_json(stripped, depth)
+            if record.parsed and ("message" in record.fields or "msg" in record.fields):
+                return record
         return _parse_indented(line)
     if depth < 3:
         wrapped = _parse_wrapper(line, depth)
@@ -163,7 +216,7 @@ def _parse(line: str, depth: int) -> Record:
     m = _BASIC_CONFIG.match(line)
     if m:
         return split_forwarded(Record(m.group(3), level=normalize_level(m.group(1)), target=m.group(2)))
-    return Record(line, parsed=False)
+    return Record(line, parsed=False, reason="unknown format")
 
 
 def _parse_digit_start(line: str, depth: int) -> Record:
@@ -172,8 +225,7 @@ def _parse_digit_start(line: str, depth: int) -> Record:
         if m:
             inner = _parse(m.group(3), depth + 1)
             inner.partial = m.group(2) == "P"
-            if inner.time is None and inner.time_of_day is None:
-                inner.time = parse_iso(m.group(1))
+            _wrapper_time(inner, parse_iso(m.group(1)))
             return inner
     m = _TRACING.match(line)
     if m and "T" in m.group(1):
@@ -208,7 +260,20 @@ def _parse_digit_start(line: str, depth: int) -> Record:
         wrapped = _parse_wrapper(line, depth)
         if wrapped is not None:
             return wrapped
-    return Record(line, parsed=False)
+        m = _RFC3339_PREFIX.match(line)
+        if m:
+            inner = _parse(m.group(2), depth + 1)
+            _wrapper_time(inner, parse_iso(m.group(1)))
+            inner.parsed, inner.reason = True, None
+            return inner
+    return Record(line, parsed=False, reason="unknown format")
+
+
+def _wrapper_time(inner: Record, when: datetime | None) -> None:
+    """A zoned wrapper time (CRI, kubectl/docker -t, Cloud Logging, Docker json-file) stands in for
+    a record that printed no time of its own."""
+    if not inner.has_time() and when is not None:
+        inner.time = when
 
 
 def _parse_indented(line: str) -> Record:
@@ -245,27 +310,27 @@ def _parse_wrapper(line: str, depth: int) -> Record | None:
     m = _CLOUD.match(line)
     if m:
         inner = _parse(m.group(3), depth + 1)
-        if inner.time is None and inner.time_of_day is None:
-            inner.time = parse_iso(m.group(2))
+        _wrapper_time(inner, parse_iso(m.group(2)))
         inner.level = inner.level or normalize_level(m.group(1))
-        inner.parsed = True
+        inner.parsed, inner.reason = True, None
         return inner
     m = _JOURNALD.match(line)
     if m:
         inner = _parse(m.group(7), depth + 1)
-        if inner.time is None and inner.time_of_day is None:
-            if m.group(4):
-                inner.time = parse_iso(m.group(4))
-            else:
-                month, day = _MONTHS.get(m.group(1)), int(m.group(2))
-                tod = parse_time_of_day(m.group(3))
-                if month and tod:
-                    inner.time = datetime.combine(date(2000, month, day), tod, UTC)
-                    inner.year_missing = True
+        if m.group(4):
+            _wrapper_time(inner, parse_iso(m.group(4)))
+        else:  # short format: the host's local time, no year, no zone
+            month, day = _MONTHS.get(m.group(1)), int(m.group(2))
+            tod = parse_time_of_day(m.group(3))
+            if month and tod:
+                if not inner.has_time():
+                    inner.time_of_day, inner.month_day, inner.from_wrapper = tod, (month, day), True
+                elif inner.time is not None and inner.time.tzinfo is not None:
+                    inner.wrapper_time_of_day = tod
         inner.svc = inner.svc or m.group(5)
         if inner.pid is None and m.group(6):
             inner.pid = int(m.group(6))
-        inner.parsed = True
+        inner.parsed, inner.reason = True, None
         return inner
     m = _COMPOSE.match(line)
     if m:
@@ -278,15 +343,15 @@ def _parse_wrapper(line: str, depth: int) -> Record | None:
 def _parse_json(line: str, depth: int) -> Record:
     try:
         obj = json.loads(line)
-    except ValueError:
-        return Record(line, parsed=False)
+    except (ValueError, RecursionError):
+        return Record(line, parsed=False, reason="bad JSON")
     if not isinstance(obj, dict):
-        return Record(line, parsed=False)
+        return Record(line, parsed=False, reason="bad JSON")
     if "log" in obj and "message" not in obj and depth < 3:  # Docker json-file
         inner = _parse(str(obj["log"]).rstrip("\n"), depth + 1)
-        if inner.time is None and inner.time_of_day is None and isinstance(obj.get("time"), str):
-            inner.time = parse_iso(obj["time"])
-        inner.parsed = True
+        if isinstance(obj.get("time"), str):
+            _wrapper_time(inner, parse_iso(obj["time"]))
+        inner.parsed, inner.reason = True, None
         return inner
     message = obj.get("message", obj.get("msg", ""))
     rec = Record(str(message))
@@ -294,9 +359,13 @@ def _parse_json(line: str, depth: int) -> Record:
     if isinstance(stamp, str):
         rec.time = parse_iso(stamp)
     elif isinstance(stamp, int | float) and not isinstance(stamp, bool):
-        rec.time = datetime.fromtimestamp(float(stamp), UTC)
+        try:
+            rec.time = parse_epoch(float(stamp))
+        except OverflowError:  # an integer too big for a float
+            rec.time = None
     rec.level = normalize_level(str(obj.get("level") or obj.get("levelname") or "")) or None
-    rec.target = obj.get("name") or obj.get("logger")
+    target = obj.get("name") or obj.get("logger")
+    rec.target = target if isinstance(target, str) else None
     _apply_fields(rec, obj)
     return split_forwarded(rec)
 
