@@ -115,6 +115,7 @@ def _paths(value: Any) -> list[str]:
 # key -> validator. Path-valued keys are resolved against the config file's directory below.
 _KEYS: dict[str, Callable[[Any], Any]] = {
     "window": _window,
+    "ghost_window": _window,
     "date": _date,
     "patterns": _paths,
     "max_stalls": _non_negative_int,

@@ -255,6 +255,8 @@ def test_settings_file_max_ghosts_and_fail_on_ghost(tmp_path: Path) -> None:
     (tmp_path / "lkwedge.toml").write_text('max_ghosts = 5\nfail_on = ["ghost"]\n', encoding="utf-8")
     proc = run_lkwedge("check", sample, cwd=tmp_path)
     assert proc.returncode == 1 and "fail-on ghost: 2 ghost episodes" in proc.stdout
+    (tmp_path / "lkwedge.toml").write_text('ghost_window = "40s"\n', encoding="utf-8")
+    assert run_lkwedge("check", sample, cwd=tmp_path).returncode == 0  # the log ends before 40 s of silence
     (tmp_path / "lkwedge.toml").write_text('max_ghosts = "x"\n', encoding="utf-8")
     proc = run_lkwedge("check", sample, cwd=tmp_path)
     assert proc.returncode == 2 and "max_ghosts" in proc.stderr
