@@ -127,3 +127,10 @@ def test_explain_bad_input() -> None:
     ):
         proc = run_lkwedge("explain", where, cwd=SAMPLES)
         assert proc.returncode == 2 and proc.stderr.startswith("lkwedge: error:") and message in proc.stderr
+
+
+def test_explain_reads_stdin_after_double_dash() -> None:
+    text = (SAMPLES / "agents_json_ghost_after_restart.log").read_text(encoding="utf-8")
+    proc = run_lkwedge("explain", "--", "-:46", stdin=text)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("<stdin>:46\n") and "republish-failed" in proc.stdout

@@ -123,9 +123,12 @@ def explain_command(where: str, window: float, date: object, patterns: tuple[Pat
                     max_jump: float, max_line: int, fmt: str) -> None:
     """How one log line was framed, timed, keyed and classified, and which episode it belongs to.
 
+    FILE may be a .gz file, or - for stdin (after --, so the option parser leaves it alone).
+
     \b
       lkwedge explain agent.log:1234
       lkwedge explain --date 2026-01-30 console.log:18 --format json
+      kubectl logs agent-7 | lkwedge explain -- -:512
     """
     options = scan_options_from(window, date, patterns, tz, max_jump, max_line)
     trace = run_guarded(lambda: _trace(where, options))

@@ -82,11 +82,12 @@ def format_console(event: str, episode: dict[str, Any], wall_time: float, *, tex
     if event == "alert":
         silence = _fmt_s(episode.get("silence_s"))
         head = f"ALERT stalled {printable(where, 200)} [{tag}] no progress for {silence}{since}"
-        if episode.get("verdict") == "ghost":
-            head = (f"ALERT ghost {printable(where, 200)} [{tag}] "
-                    f"{printable(episode.get('note') or 'ghost room', text_limit)}")
         trig = _trigger_text(episode)
         tail = f": {printable(trig, text_limit)}" if trig else ""
+        if episode.get("verdict") == "ghost":  # the note names the claim and the evidence lines
+            note = printable(episode.get("note") or "ghost room", 300)
+            head = f"ALERT ghost {printable(where, 200)} [{tag}] {note}"
+            tail = ""
     else:
         outage = episode.get("outage_s", episode.get("silence_s"))
         outcome = episode.get("outcome") or episode.get("verdict") or "ended"
