@@ -260,3 +260,22 @@ def test_settings_file_max_ghosts_and_fail_on_ghost(tmp_path: Path) -> None:
     (tmp_path / "lkwedge.toml").write_text('max_ghosts = "x"\n', encoding="utf-8")
     proc = run_lkwedge("check", sample, cwd=tmp_path)
     assert proc.returncode == 2 and "max_ghosts" in proc.stderr
+
+
+def test_a_late_socket_error_after_the_give_up_does_not_hide_the_ghost(tmp_path: Path) -> None:
+    log = Log()
+    gave_up = give_up_sequence(log, 10, "AJ_a", OLD, base=0)
+    log.sdk(
+        gave_up + 1,
+        "AJ_a",
+        "unhandled websocket message Err(Io(Os { code: 104, kind: ConnectionReset, "
+        'message: "Connection reset by peer" }))',
+        300,
+        target="livekit_api::signal_client::signal_stream",
+    )
+    log.activity(gave_up + 40, "AJ_b")
+    path = tmp_path / "late.log"
+    path.write_text(log.text())
+    (ep,), _, _ = _episodes(path)
+    assert (ep["verdict"], ep["confidence"]) == ("ghost", "high")
+    assert ep["evidence"][-2]["fields"]["error_kind"] == "ConnectionReset"

@@ -63,6 +63,7 @@ class GhostTracker:
         self.active: set[str] = set()  # keys that have shown media activity
         self.watches: dict[str, Watch] = {}
         self._watch_notes: dict[int, Watch | None] = {}  # id(episode) -> the watch that made it a ghost
+        self.gave_up: set[int] = set()  # id() of episodes that logged the give-up line
 
     # -- input -----------------------------------------------------------------------------------
 
@@ -74,7 +75,7 @@ class GhostTracker:
 
     def on_hit(self, hit: Hit) -> bool:
         """Ghost bookkeeping for one hit; True when the hit is fully handled here."""
-        from lkwedge.detect.episodes import Evidence, _gap
+        from lkwedge.detect.episodes import Evidence
 
         pattern = hit.match.pattern
         role, key = pattern.role, hit.key
@@ -103,13 +104,11 @@ class GhostTracker:
                 self.book._finalize(episode, "stalled" if episode.stalled else "disconnected")
                 return True
         if pattern.outcome == "gave_up" and episode is not None:
+            self.gave_up.add(id(episode))
             if self.sdk.guess().disconnects_after_give_up():
                 self.book._progress(episode, hit)
                 episode.end = hit.time or episode.last_progress
-                episode.closed_by = "give_up"
-                gap = _gap(episode.last_progress, hit.time)
-                if gap is not None and gap > self.book.window:
-                    self.book._mark_stalled(episode)
+                episode.closed_by = "give_up"  # _progress has judged the silence up to this line
                 self.book._finalize(episode, "stalled" if episode.stalled else "disconnected")
                 return True
             return False
@@ -131,7 +130,7 @@ class GhostTracker:
                 del self.watches[key]
                 self._mark(watch.episode, now, line, text, watch)
         for episode in list(self.book.open.values()):
-            if episode.ghost or episode.outcome != "gave_up":
+            if episode.ghost or id(episode) not in self.gave_up:
                 continue
             gap = _gap(episode.last_progress, now)
             too_long = gap is not None and gap > self.book.window
