@@ -167,7 +167,6 @@ class GhostTracker:
         self.annotate(episode)  # the alert carries the ghost note and advice (redone when it closes)
         self.book._emit("ghost", episode)
 
-
     def annotate(self, episode: Episode) -> None:
         """Set the sdk, the ghost note and the advice of a finished episode."""
         guess = self.sdk.guess()
