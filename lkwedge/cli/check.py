@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from lkwedge.cli import main
-from lkwedge.cli.common import input_options, run_guarded, scan_options_from
+from lkwedge.cli.common import input_options, paths_or_stdin, run_guarded, scan_options_from
 from lkwedge.config import FAIL_ON_CHOICES
 from lkwedge.detect.engine import scan
 from lkwedge.durations import DURATION
@@ -33,7 +33,7 @@ def _github_path(file: str) -> str:
 
 
 @main.command("check")
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1)
 @click.option("--max-stalls", type=click.IntRange(min=0), default=None,
               help="Fail when more episodes than this stalled.  [default: 0]")
 @click.option("--max-ghosts", type=click.IntRange(min=0), default=None,
@@ -63,6 +63,7 @@ def check_command(paths: tuple[str, ...], max_stalls: int | None, max_ghosts: in
       lkwedge check logs/*.log --max-silence 20s --fail-on unresolved --junit lkwedge.xml --github
       lkwedge check chaos.log --expect-recovered 2 --max-stalls 0
     """
+    paths = paths_or_stdin(paths)
     options = CheckOptions(max_stalls=0 if max_stalls is None else max_stalls, max_silence=max_silence,
                            fail_on=tuple(fail_on), expect_recovered=expect_recovered,
                            max_ghosts=0 if max_ghosts is None else max_ghosts)

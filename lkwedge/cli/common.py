@@ -77,6 +77,15 @@ def scan_options_from(window: float, date: object, patterns: tuple[Path, ...], t
     return options
 
 
+def paths_or_stdin(paths: tuple[str, ...]) -> tuple[str, ...]:
+    """No PATH given: read stdin when it is a pipe or a file (as grep and rg do), else say what is missing."""
+    if paths:
+        return paths
+    if sys.stdin is None or sys.stdin.isatty():
+        raise click.UsageError("no input: give PATHS (or -) or pipe logs into stdin")
+    return ("-",)
+
+
 def run_guarded(action: Callable[[], T]) -> T:
     """Run, turning a user's input error into one line on stderr and exit code 2."""
     try:

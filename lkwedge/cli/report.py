@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from lkwedge.cli import main
-from lkwedge.cli.common import input_options, run_guarded, scan_options_from
+from lkwedge.cli.common import input_options, paths_or_stdin, run_guarded, scan_options_from
 from lkwedge.detect.engine import ScanOptions, ScanResult, scan
 from lkwedge.errors import InputError
 from lkwedge.output.report import build, export, print_summary, require_parquet
@@ -43,7 +43,7 @@ def _write(path: str, what: str, action: Callable[[], Any]) -> None:
 
 
 @main.command("report")
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1)
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="Write one row per episode as CSV.")
 @click.option("--parquet", "parquet_path", type=click.Path(dir_okay=False), default=None,
@@ -65,6 +65,7 @@ def report_command(paths: tuple[str, ...], csv_path: str | None, parquet_path: s
       lkwedge report logs/*.log
       lkwedge report agent.log.gz --csv episodes.csv --html report.html
     """
+    paths = paths_or_stdin(paths)
     options = scan_options_from(window, date, patterns, tz, max_jump, max_line)
     if parquet_path:
         run_guarded(require_parquet)  # before a long scan, not after it

@@ -9,13 +9,13 @@ import click
 from rich.console import Console
 
 from lkwedge.cli import main
-from lkwedge.cli.common import input_options, run_guarded, scan_options_from
+from lkwedge.cli.common import input_options, paths_or_stdin, run_guarded, scan_options_from
 from lkwedge.detect.engine import scan
 from lkwedge.output.render import write_json, write_jsonl, write_plain, write_table
 
 
 @main.command("scan")
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1)
 @input_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]), default="text",
               show_default=True, help="text: a table on a terminal, one line per episode otherwise.")
@@ -30,6 +30,7 @@ def scan_command(paths: tuple[str, ...], window: float, date: object, patterns: 
       cat agent.log | lkwedge scan -
       lkwedge scan --format json logs/*.log | jq .summary
     """
+    paths = paths_or_stdin(paths)
     options = scan_options_from(window, date, patterns, tz, max_jump, max_line)
     result = run_guarded(lambda: scan(paths, options))
     if fmt == "json":

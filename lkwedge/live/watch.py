@@ -38,6 +38,7 @@ from lkwedge.safe import printable
 LAG_HORIZON = 60.0      # seconds of arrivals (counted back from the newest) that make "recent"
 LAG_SAMPLES = 512
 QUIET_FLUSH = 0.5       # release a held multi-line record after this long without a line
+LOOKBACK_ARRIVAL = 1.0  # lines that "arrived" longer ago than this were read back (--lookback)
 
 
 @dataclass
@@ -210,6 +211,8 @@ class Watcher:
         last = _first_time(det, stream, reversed(texts[-8:]))
         if first is None or last is None or not self._plausible(stream, last):
             return
+        if lines[-1].arrival < time.monotonic() - LOOKBACK_ARRIVAL:
+            first = last  # --lookback lines, back-dated to the file's mtime: their spread is no buffering
         src.lag.add(lines[-1].arrival, first, last)
         if stream.reading not in (Reading.UNDECIDED, Reading.NEWEST_FIRST):
             det.advance_clock(stream, last)
