@@ -198,3 +198,25 @@ def test_gzip_is_recognised_by_its_bytes_not_its_name(tmp_path: Path) -> None:
     disguised.write_bytes(gzip.compress((SAMPLES / "agents_json_seed_stall.log").read_bytes()))
     report = _json(run_lkwedge("scan", "--format", "json", str(disguised)))
     assert [e["verdict"] for e in report["episodes"]] == ["stalled"]
+
+
+def test_a_stall_proved_on_the_wall_clock_stays_the_final_word() -> None:
+    """Issue 9, item 6: `(head -3 f; sleep 25; tail -2 f) | lkwedge watch --once -`, at a 2 s window."""
+    proc = subprocess.Popen([sys.executable, "-m", "lkwedge", "watch", "--once", "--window", "2s",
+                             "--format", "json", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdin is not None
+    t0 = time.time()
+    proc.stdin.write(f"{_stamp(0)}  WARN livekit::rtc_engine: {CLOSE}\n"
+                     f"{_stamp(0)} ERROR livekit::rtc_engine: resuming connection... attempt: 0\n")
+    proc.stdin.flush()
+    time.sleep(4.0)
+    late = (dt.datetime.fromtimestamp(t0, dt.UTC) + dt.timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    out, err = proc.communicate(f"{late}  INFO livekit::rtc_engine: RtcEngine successfully recovered\n",
+                                timeout=30)
+    assert "ALERT stalled" in err
+    [episode] = json.loads(out)["episodes"]
+    assert episode["verdict"] == "stalled"
+    assert episode["silence_s"] >= 2.0, episode
+    assert "proved live on the wall clock" in episode["note"]
+    assert proc.returncode == 1

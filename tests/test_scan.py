@@ -170,13 +170,31 @@ def test_terminal_escapes_in_log_text_are_never_printed_raw(write) -> None:
 def test_usage_and_input_errors_are_one_line_and_exit_2(tmp_path: Path, write) -> None:
     bad_pack, log = str(write("bad.toml", "[[patterns]]\nid=1\n")), str(write("a.log", SEED))
     for args in (["scan", str(tmp_path / "missing.log")], ["scan", "--window", "soon", "x.log"],
-                 ["scan", "--patterns", bad_pack, log], ["scan", "--format", "xml", "a.log"], ["scan"]):
+                 ["scan", "--patterns", bad_pack, log], ["scan", "--format", "xml", "a.log"]):
         proc = run_lkwedge(*args)
         assert proc.returncode == 2, (args, proc.stderr)
         assert "Traceback" not in proc.stderr
         assert proc.stdout == ""
     proc = run_lkwedge("scan", str(tmp_path / "missing.log"))
     assert proc.stderr.strip() == f"lkwedge: error: no such file: {tmp_path / 'missing.log'}"
+
+
+def test_no_path_reads_a_piped_stdin_and_asks_for_input_on_a_terminal() -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    proc = run_lkwedge("scan", "--format", "json", stdin=SEED)
+    assert proc.returncode == 1 and json.loads(proc.stdout)["summary"]["stalled"] == 1
+    leader, follower = pty.openpty()
+    try:
+        tty = subprocess.run([sys.executable, "-m", "lkwedge", "scan"], stdin=follower, capture_output=True,
+                             text=True, timeout=60)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert tty.returncode == 2 and "no input" in tty.stderr
 
 
 def _planted_log(path: Path, lines: int, seed: int) -> int:

@@ -212,6 +212,7 @@ class Detector:
         return {
             "files": len(self.streams),
             "lines": sum(s.lines for s in self.streams),
+            "records": sum(s.lines for s in self.streams) - sum(reasons.values()),
             "unparsed": sum(reasons.values()),
             "unparsed_reasons": dict(sorted(reasons.items())),
             "episodes": len(episodes),
