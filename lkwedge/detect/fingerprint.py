@@ -57,7 +57,7 @@ def parse_range(text: str) -> tuple[Version, Version]:
 
 
 def show(value: Version) -> str:
-    return ".".join(map(str, value))
+    return ".".join("x" if part == 999 else str(part) for part in value)
 
 
 def show_range(low: Version, high: Version) -> str:
@@ -78,14 +78,84 @@ class Band:
 @dataclass(frozen=True, slots=True)
 class VocabRule:
     regex: re.Pattern[str]
-    ffi: tuple[Version, Version]
+    ffi: tuple[Version, Version] | None
     note: str
+    rtc: tuple[Version, Version] | None = None  # rows of patterns/fingerprints/*.toml speak in rtc versions
+
+
+@dataclass(frozen=True, slots=True)
+class LineRule:
+    """A forwarded ``target:LINE`` whose message starts with ``message``, seen only in ``rtc``."""
+
+    target: str
+    line: int
+    message: str
+    rtc: tuple[Version, Version]
 
 
 @dataclass(frozen=True, slots=True)
 class Table:
     bands: tuple[Band, ...]
     vocab: tuple[VocabRule, ...]
+    line_rules: tuple[LineRule, ...] = ()
+    target_rules: tuple[tuple[str, tuple[Version, Version]], ...] = ()
+
+
+#: the message that starts each column of the line table (for band files that list lines per message)
+COLUMN_MESSAGES = {
+    "received session close": "close", "resuming connection... attempt": "resume_attempt",
+    "resuming connection failed": "resume_failed", "restarting connection... attempt": "restart_attempt",
+    "restarting connection failed": "restart_failed", "failed to reconnect to the livekit room": "give_up",
+    "RtcEngine successfully recovered": "recovered", "isconnected from room": "room_disconnected",
+    "pc state failed": "pc_failed",
+}
+_LOOSE_VERSION = re.compile(r"(>=)?\s*(\d+(?:\.\d+)*)(\.x)?")
+
+
+def loose_range(text: str) -> tuple[Version, Version]:
+    """The first version in ``"1.2.1"``, ``"1.2.x"``, ``">=1.1.12 (ffi >= 0.12.67); ..."`` or
+    ``">=1.2.0,<1.3"`` as an inclusive range."""
+    m = _LOOSE_VERSION.search(text)
+    if not m:
+        raise ValueError(f"no version in {text!r}")
+    low = parse_version(m.group(2))
+    if m.group(1):
+        upper = re.search(r"<\s*(\d+(?:\.\d+)*)", text)
+        if upper:
+            top = parse_version(upper.group(1))
+            return low, (*top[:-1], top[-1] - 1, 999) if len(top) > 1 else (top[0] - 1, 999)
+        return low, HIGH
+    if m.group(3):
+        return (*low, 0), (*low, 999)
+    return low, low
+
+
+def _load_band_file(path: Path, data: dict[str, object]) -> Table:
+    """patterns/fingerprints/*.toml: one [band] and [[fingerprints]] rows (target_line, target, message)."""
+    band = data["band"]
+    assert isinstance(band, dict)
+    rtc = loose_range(str(band["python_rtc"]))
+    ffi_exact = parse_version(str(band["livekit_ffi"]))
+    ffi = ((*ffi_exact[:2], 0), (*ffi_exact[:2], 999))  # the band's minor series
+    lines: dict[str, set[int]] = {}
+    line_rules: list[LineRule] = []
+    targets: list[tuple[str, tuple[Version, Version]]] = []
+    vocab: list[VocabRule] = []
+    rows = data.get("fingerprints", [])
+    for row in rows if isinstance(rows, list) else []:
+        kind, versions = row.get("kind"), loose_range(str(row.get("versions", band["python_rtc"])))
+        if kind == "target_line":
+            message = str(row["message"])
+            column = next((c for m, c in COLUMN_MESSAGES.items() if m in message), None)
+            if column is not None and versions[0] >= rtc[0] and versions[1] <= rtc[1]:
+                lines.setdefault(column, set()).add(int(row["line"]))
+            line_rules.append(LineRule(str(row["target"]), int(row["line"]), message, versions))
+        elif kind == "target":
+            targets.append((str(row["target"]), versions))
+        elif kind == "message":
+            vocab.append(VocabRule(re.compile(str(row["regex"])), None, str(row.get("means", "")), versions))
+    bands = (Band(rtc, ffi, {c: frozenset(v) for c, v in lines.items()}),)
+    return Table(bands, tuple(vocab), tuple(line_rules), tuple(targets))
 
 
 def _line_set(values: object, where: str) -> frozenset[int]:
@@ -106,11 +176,23 @@ def _line_set(values: object, where: str) -> frozenset[int]:
 def load_table(paths: Iterable[Path]) -> Table:
     bands: list[Band] = []
     vocab: list[VocabRule] = []
+    line_rules: list[LineRule] = []
+    target_rules: list[tuple[str, tuple[Version, Version]]] = []
     for path in paths:
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError, ValueError) as exc:
             raise InputError(f"cannot read fingerprint table {path}: {exc}") from None
+        if isinstance(data.get("band"), dict):
+            try:
+                extra = _load_band_file(path, data)
+            except (KeyError, ValueError, TypeError, re.error) as exc:
+                raise InputError(f"fingerprint table {path}: {exc}") from None
+            bands.extend(extra.bands)
+            vocab.extend(extra.vocab)
+            line_rules.extend(extra.line_rules)
+            target_rules.extend(extra.target_rules)
+            continue
         for i, row in enumerate(data.get("band", [])):
             where = f"{path.name} band {i + 1}"
             try:
@@ -124,12 +206,18 @@ def load_table(paths: Iterable[Path]) -> Table:
                 vocab.append(rule)
             except (KeyError, re.error) as exc:
                 raise InputError(f"{path.name} vocab {i + 1}: {exc}") from None
-    return Table(tuple(bands), tuple(vocab))
+    return Table(tuple(bands), tuple(vocab), tuple(line_rules), tuple(target_rules))
+
+
+def builtin_table_files() -> list[Path]:
+    """``patterns/fingerprints*.toml`` (line tables) and ``patterns/fingerprints/*.toml`` (band files)."""
+    folder = builtin_pack_dir()
+    return sorted(folder.glob("fingerprints*.toml")) + sorted(folder.glob("fingerprints/*.toml"))
 
 
 @cache
 def builtin_table() -> Table:
-    return load_table(sorted(builtin_pack_dir().glob("fingerprints*.toml")))
+    return load_table(builtin_table_files())
 
 
 @dataclass(slots=True)
@@ -196,6 +284,7 @@ class Fingerprinter:
         self.table = table or builtin_table()
         self.bands: list[Band] | None = None  # None: no line-number evidence yet
         self.ffi: tuple[Version, Version] | None = None
+        self.rtc: tuple[Version, Version] | None = None  # from rtc-worded rules (band files)
         self.basis: list[str] = []
         self.conflicts: list[str] = []
         self._seen: set[str] = set()
@@ -219,7 +308,19 @@ class Fingerprinter:
             self._constrain((exact, exact), f"initializing ffi server v{m.group(1)}")
         for rule in self.table.vocab:
             if rule.regex.search(message):
-                self._constrain(rule.ffi, rule.note)
+                if rule.ffi is not None:
+                    self._constrain(rule.ffi, rule.note)
+                if rule.rtc is not None:
+                    self._constrain_rtc(rule.rtc, rule.note or f"wording {rule.regex.pattern[:40]!r}")
+        forwarded = _FORWARDED_LINE.search(text)
+        if forwarded and self.table.line_rules:
+            target, line = forwarded.group(1), int(forwarded.group(2))
+            for lr in self.table.line_rules:
+                if lr.line == line and lr.target == target and lr.message.strip() in message:
+                    self._constrain_rtc(lr.rtc, f"{target}:{line}: {lr.message.strip()}")
+        for target, rtc in self.table.target_rules:
+            if target in text[:300]:
+                self._constrain_rtc(rtc, f"target {target}")
 
     def _line(self, column: str, line: int) -> None:
         key = f"{column}:{line}"
@@ -247,6 +348,19 @@ class Fingerprinter:
         self.ffi = new
         self.basis.append(why)
 
+    def _constrain_rtc(self, rng: tuple[Version, Version], why: str) -> None:
+        if why in self._seen:
+            return
+        self._seen.add(why)
+        pool = self.bands if self.bands is not None else list(self.table.bands)
+        matching = [b for b in pool if _intersect(b.rtc, rng) is not None]
+        if not matching:
+            self.conflicts.append(f"{why} contradicts earlier evidence")
+            return
+        self.bands = matching
+        self.rtc = rng if self.rtc is None else (_intersect(self.rtc, rng) or self.rtc)
+        self.basis.append(why)
+
     def guess(self) -> SdkGuess:
         ffi = self.ffi
         bands = self.bands
@@ -265,4 +379,6 @@ class Fingerprinter:
         rtc = _hull(b.rtc for b in bands)
         if self.bands is None and rtc is not None and ffi is not None and ffi[1] == HIGH:
             rtc = (rtc[0], HIGH)  # newer than the table's last row is possible
+        if rtc is not None and self.rtc is not None:
+            rtc = _intersect(rtc, self.rtc) or rtc
         return SdkGuess(rtc, ffi, list(self.basis), list(self.conflicts))
