@@ -81,7 +81,8 @@ def test_patterns_list_shows_packs_roles_and_versions() -> None:
     assert "pack livekit-rust" in proc.stdout and "give-up" in proc.stdout and "progress" in proc.stdout
     assert "versions: since rust-sdks 5085034f" in proc.stdout
     bands = len(builtin_table().bands)
-    assert "evidence=ghost" in proc.stdout and f"SDK fingerprints: {bands} python livekit (rtc) bands" in proc.stdout
+    assert "evidence=ghost" in proc.stdout
+    assert f"SDK fingerprints: {bands} python livekit (rtc) bands" in proc.stdout
     data = json.loads(run_lkwedge("patterns", "list", "--format", "json").stdout)
     assert {p["name"] for p in data["packs"]} >= {"livekit-agents", "livekit-room", "livekit-rust"}
 

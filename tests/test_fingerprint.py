@@ -162,3 +162,10 @@ def test_advice_for_resume_retries_on_an_old_sdk(tmp_path: Path) -> None:
     (ep,) = report["episodes"]
     assert ep["verdict"] == "stalled" and ep["sdk"]["rtc"] == "1.0.10-1.0.16"
     assert "retries the resume" in ep["advice"] and "1.0.20" in ep["advice"]
+
+
+def test_band_files_of_newer_sdks_are_read_too() -> None:
+    """patterns/fingerprints/rtc-1.2.toml (another schema: [band] + [[fingerprints]] rows) is loaded."""
+    g = _guess([fwd(643, CLOSE, "WARNING"), fwd(1041, "resuming connection... attempt: 1")])
+    assert g.to_dict()["rtc"].startswith("1.2") and g.to_dict()["ffi"].startswith("0.13")
+    assert g.disconnects_after_give_up() is True
