@@ -13,6 +13,7 @@ import click
 
 from lkwedge.cli import main
 from lkwedge.cli.common import input_options, run_guarded, scan_options_from
+from lkwedge.cli.fleet import check_fleet_options, fleet_options, start_fleet
 from lkwedge.detect.engine import ScanResult
 from lkwedge.durations import DURATION
 from lkwedge.errors import InputError
@@ -72,10 +73,12 @@ def _evict_options(command: Any) -> Any:
 @click.option("--webhook", metavar="URL", default=None,
               help="POST each alert/resolution as JSON with a Slack-compatible 'text' field.")
 @_evict_options
+@fleet_options
 def watch_command(paths: tuple[str, ...], window: float, date: object, patterns: tuple[Path, ...], tz: str,
                   max_jump: float, max_line: int, max_lag: float, from_start: bool, once: bool,
                   lookback: float | None, fmt: str, jsonl: str | None, on_alert: str | None,
-                  webhook: str | None, **evict_kwargs: Any) -> None:
+                  webhook: str | None, metrics: str | None, alertmanager: tuple[str, ...],
+                  alertmanager_resend: float, alert_label: tuple[str, ...], **evict_kwargs: Any) -> None:
     """Watch live logs and alert the moment a reconnect stalls.
 
     PATHS are files or glob patterns (quoted, re-expanded as files appear), or - for stdin; with no
@@ -114,6 +117,7 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
                  if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE]
         if given:
             raise click.UsageError(f"--{given[0].replace('_', '-')} needs --evict (or --dry-run)")
+    fleet = check_fleet_options(metrics, alertmanager, alertmanager_resend, alert_label)
     if once:
         for p in paths:
             if p == "-":
@@ -150,11 +154,12 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
             except ValueError as e:
                 raise InputError(f"--webhook: {e}") from None
         hooks: list[EpisodeHook] = []
+        watch_metrics = start_fleet(fleet, evict_kwargs, view, hooks)
         if evict_kwargs["evict"] or evict_kwargs["dry_run"]:
-            hooks.append(_make_evictor(evict_kwargs, view))
+            hooks.append(_make_evictor(evict_kwargs, view, watch_metrics))
         fan = Fanout(sinks, view.error)
         wopts = WatchOptions(scan=options, max_lag=max_lag, from_start=from_start, once=once,
-                             lookback=lookback)
+                             lookback=lookback, keep_closed=None if fmt != "text" else 200)
         return Watcher(paths, wopts, fan, view, hooks, on_error=view.error), fan
 
     try:
@@ -224,7 +229,7 @@ class _EvictHook:
         self.evictor.close(timeout=5.0)
 
 
-def _make_evictor(kwargs: dict[str, Any], view: View) -> EpisodeHook:
+def _make_evictor(kwargs: dict[str, Any], view: View, metrics: Any = None) -> EpisodeHook:
     from lkwedge.act.evict import Evictor
     from lkwedge.act.targets import DEFAULT_IDENTITY_TEMPLATE, TargetOptions
 
@@ -233,6 +238,8 @@ def _make_evictor(kwargs: dict[str, Any], view: View) -> EpisodeHook:
 
     def on_result(result: Any) -> None:     # called from the evictor's thread; summary() is terminal-safe
         line = f"EVICT {result.summary()}"
+        if metrics is not None:
+            metrics.on_eviction(result.result)
         if result.ok:
             view.info(line)
         else:

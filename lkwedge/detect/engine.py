@@ -42,6 +42,7 @@ from lkwedge.read.sources import describe
 SNIFF_LINES = 400
 TAIL_LINES = 64  # the end of a one-record-per-line input is searched this far back for its last time
 DUP_LINES = 3  # a record printed twice (plain + JSON copy) has its copies at most this many lines apart
+MAX_JOB_ROOMS = 4096  # rooms remembered per stream for jobs not yet ended (bounds a watcher running for days)
 
 
 @dataclass
@@ -80,9 +81,9 @@ class Stream:
     """One input: its reading, clock, multi-line state and episodes."""
 
     def __init__(self, name: str, mtime: float | None, options: ScanOptions,
-                 listener: Listener | None) -> None:
+                 listener: Listener | None, keep_closed: int | None = None) -> None:
         self.name = name
-        self.book = EpisodeBook(name, options.window, listener)
+        self.book = EpisodeBook(name, options.window, listener, keep_closed)
         self.clock = StreamClock(tz=options.tz, base_date=options.date, mtime=mtime,
                                  max_jump=options.max_jump)
         self.reading = Reading.UNDECIDED
@@ -109,16 +110,17 @@ class Stream:
 
 class Detector:
     def __init__(self, options: ScanOptions | None = None, listener: Listener | None = None,
-                 patterns: PatternSet | None = None) -> None:
+                 patterns: PatternSet | None = None, keep_closed: int | None = None) -> None:
         self.options = options or ScanOptions()
         self.listener = listener
+        self.keep_closed = keep_closed  # see EpisodeBook: None keeps every closed episode
         self.patterns = patterns or PatternSet.load(self.options.extra_patterns)
         self.streams: list[Stream] = []
 
     # -- public API ------------------------------------------------------------------------------
 
     def stream(self, name: str, mtime: float | None = None) -> Stream:
-        stream = Stream(name, mtime, self.options, self.listener)
+        stream = Stream(name, mtime, self.options, self.listener, self.keep_closed)
         stream.book.ghosts.ghost_window = self.options.ghost_window
         self.streams.append(stream)
         return stream
@@ -204,8 +206,10 @@ class Detector:
         return sorted(found, key=lambda ep: (order.get(ep.file, 0), ep.line))
 
     def summary(self) -> dict[str, object]:
-        episodes = self.episodes()
-        counts = {verdict: sum(ep.verdict == verdict for ep in episodes) for verdict in VERDICTS}
+        totals: Counter[str] = Counter()
+        for stream in self.streams:
+            totals.update(stream.book.verdicts)
+        counts = {verdict: totals[verdict] for verdict in VERDICTS}
         reasons: Counter[str] = Counter()
         for stream in self.streams:
             reasons.update(stream.unparsed)
@@ -215,7 +219,7 @@ class Detector:
             "records": sum(s.lines for s in self.streams) - sum(reasons.values()),
             "unparsed": sum(reasons.values()),
             "unparsed_reasons": dict(sorted(reasons.items())),
-            "episodes": len(episodes),
+            "episodes": sum(totals.values()),
             **counts,
             "open": len(self.open_episodes()),
             "window_s": self.options.window,
@@ -325,7 +329,11 @@ class Detector:
         role = hit.match.pattern.role
         if role == "meta" and record.job:
             stream.job_rooms[record.job] = (record.room, record.room_id)
+            if len(stream.job_rooms) > MAX_JOB_ROOMS:  # jobs whose end we never saw: drop the oldest
+                del stream.job_rooms[next(iter(stream.job_rooms))]
         self._key(stream, hit, record)
+        if record.job and role == "teardown":
+            stream.job_rooms.pop(record.job, None)  # the job ended: forget it (after keying this line)
         message = record.message.strip()
         # A record printed twice (a plain basicConfig copy, without job fields, beside the agents JSON
         # copy) is one record: where JSON records carry job fields, a hit without them waits a few

@@ -9,6 +9,7 @@ whatever happens afterwards; the eventual outcome is still recorded.
 
 from __future__ import annotations
 
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,6 +72,9 @@ class Episode:
     sdk: dict[str, object] | None = None
     advice: str = ""
     restarted: bool = False
+    gave_up: bool = False  # logged "failed to reconnect to the livekit room"
+    ghost_claim: str = ""  # what claimed success before the silence that made it a ghost
+    ghost_claim_line: int | None = None
 
     def current_silence(self, now: datetime | None) -> float | None:
         """Longest silence so far, counting the gap still running at ``now``."""
@@ -123,12 +127,17 @@ Listener = Callable[[str, Episode], None]
 
 
 class EpisodeBook:
-    def __init__(self, file: str, window: float, listener: Listener | None = None) -> None:
+    """keep_closed: None keeps every closed episode (scan, watch --once); N keeps only the newest N so a
+    watcher running for days holds counts, not objects (`verdicts` counts every closed episode)."""
+
+    def __init__(self, file: str, window: float, listener: Listener | None = None,
+                 keep_closed: int | None = None) -> None:
         self.file = file
         self.window = window
         self.listener = listener
         self.open: dict[str, Episode] = {}
-        self.closed: list[Episode] = []
+        self.closed: list[Episode] | deque[Episode] = [] if keep_closed is None else deque(maxlen=keep_closed)
+        self.verdicts: Counter[str] = Counter()
         self.ghosts = ghost.GhostTracker(self)
 
     # -- events ----------------------------------------------------------------------------------
@@ -284,6 +293,7 @@ class EpisodeBook:
         self.ghosts.annotate(episode)
         self.open.pop(episode.key, None)
         self.closed.append(episode)
+        self.verdicts[episode.verdict] += 1
         self._emit("closed", episode)
 
     def _emit(self, event: str, episode: Episode) -> None:

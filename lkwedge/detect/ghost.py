@@ -62,8 +62,6 @@ class GhostTracker:
         self.ghost_window = DEFAULT_GHOST_WINDOW
         self.active: set[str] = set()  # keys that have shown media activity
         self.watches: dict[str, Watch] = {}
-        self._watch_notes: dict[int, Watch | None] = {}  # id(episode) -> the watch that made it a ghost
-        self.gave_up: set[int] = set()  # id() of episodes that logged the give-up line
 
     # -- input -----------------------------------------------------------------------------------
 
@@ -104,7 +102,7 @@ class GhostTracker:
                 self.book._finalize(episode, "stalled" if episode.stalled else "disconnected")
                 return True
         if pattern.outcome == "gave_up" and episode is not None:
-            self.gave_up.add(id(episode))
+            episode.gave_up = True
             if self.sdk.guess().disconnects_after_give_up():
                 self.book._progress(episode, hit)
                 episode.end = hit.time or episode.last_progress
@@ -130,7 +128,7 @@ class GhostTracker:
                 del self.watches[key]
                 self._mark(watch.episode, now, line, text, watch)
         for episode in list(self.book.open.values()):
-            if episode.ghost or id(episode) not in self.gave_up:
+            if episode.ghost or not episode.gave_up:
                 continue
             gap = _gap(episode.last_progress, now)
             too_long = gap is not None and gap > self.book.window
@@ -149,7 +147,8 @@ class GhostTracker:
         from lkwedge.detect.episodes import Evidence
 
         episode.ghost = True
-        self._watch_notes[id(episode)] = watch
+        if watch is not None:
+            episode.ghost_claim, episode.ghost_claim_line = watch.claim, watch.line
         if watch is None:
             episode.confidence = "high"  # the version proves the SDK never reports the give-up
             give_up = [e.line for e in episode.evidence if e.pattern == "give-up"]
@@ -160,9 +159,11 @@ class GhostTracker:
             episode.ghost_lines = [watch.line, *support]
         if line is not None and text is not None:
             episode.evidence.append(Evidence(line, now, "clock", text[:600]))
-        if episode.key in self.book.open:
+        if self.book.open.get(episode.key) is episode:
             episode.stalled = True  # one alert: the stall rule must not fire again for this episode
-        else:
+        else:  # closed already (as recovered): its count moves to ghost
+            self.book.verdicts[episode.verdict] -= 1
+            self.book.verdicts["ghost"] += 1
             episode.verdict = "ghost"
         self.annotate(episode)  # the alert carries the ghost note and advice (redone when it closes)
         self.book._emit("ghost", episode)
@@ -171,10 +172,9 @@ class GhostTracker:
         """Set the sdk, the ghost note and the advice of a finished episode."""
         guess = self.sdk.guess()
         episode.sdk = guess.to_dict()
-        gave_up = any(e.pattern == "give-up" for e in episode.evidence)
+        gave_up = episode.gave_up
         if episode.ghost:
-            watch = self._watch_notes.get(id(episode))
-            episode.note = self._ghost_note(episode, watch, guess.label())
+            episode.note = self._ghost_note(episode, guess.label())
         elif gave_up and episode.closed_by == "give_up":
             episode.note += (f"; {guess.label()} closes the room itself after giving up, so what follows is "
                              f"app shutdown, not reconnect silence")
@@ -183,17 +183,18 @@ class GhostTracker:
                              "Disconnected after giving up) cannot be told from a slow shutdown")
         episode.advice = advice.advice_for(episode, guess)
 
-    def _ghost_note(self, episode: Episode, watch: Watch | None, label: str) -> str:
+    def _ghost_note(self, episode: Episode, label: str) -> str:
         silence = "unknown" if episode.silence_s is None else f"{episode.silence_s:.1f} s"
-        if watch is None:
+        if episode.ghost_claim_line is None:
             give_up = next((e.line for e in episode.evidence if e.pattern == "give-up"), episode.line)
             last = episode.evidence[-1].line
             after = f"; then {episode.outcome} at line {last}" if episode.closed_by else ""
             return (f"ghost room ({episode.confidence}): gave up at line {give_up} and no teardown followed "
                     f"within {self.book.window:g} s; {label} never reports Disconnected after giving up, so "
                     f"the room stays Reconnecting (longest silence {silence}){after}")
-        support = [n for n in episode.ghost_lines if n != watch.line]
+        support = [n for n in episode.ghost_lines if n != episode.ghost_claim_line]
         backing = f"; supporting lines {', '.join(map(str, support))}" if support else ""
         restart = "; after a full restart" if episode.restarted else ""
-        return (f"ghost room ({episode.confidence}): {watch.claim} at line {watch.line}, then no media "
+        claim = f"{episode.ghost_claim} at line {episode.ghost_claim_line}"
+        return (f"ghost room ({episode.confidence}): {claim}, then no media "
                 f"activity for more than {self.ghost_window:g} s while the log went on{restart}{backing}")

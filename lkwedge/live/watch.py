@@ -51,6 +51,9 @@ class WatchOptions:
     poll_interval: float = 0.1
     glob_interval: float = 1.0
     lookback: float | None = None  # seconds of log time read back at start (None: 2 x window)
+    # Closed episodes kept as objects per input when not `once` (the rest are counted only), so a
+    # watcher running for days does not grow with the episodes it has reported.
+    keep_closed: int | None = 200  # None: keep all (the final report needs them)
 
 
 class EpisodeHook(Protocol):
@@ -58,6 +61,9 @@ class EpisodeHook(Protocol):
 
     def on_alert(self, episode: Episode, record: dict[str, Any]) -> None: ...
     def on_closed(self, episode: Episode, record: dict[str, Any]) -> None: ...
+
+# A hook may also define `on_tick(watcher, mono_now)`: called on the watcher's thread after every
+# clock tick (metrics snapshots, re-classifying open episodes); it must not block.
 
 
 class LagTracker:
@@ -118,7 +124,8 @@ class Watcher:
         self.view = view
         self.hooks = list(hooks)
         self.on_error = on_error or view.error
-        self.detector = Detector(options.scan, self._on_episode)
+        self.detector = Detector(options.scan, self._on_episode,
+                                 keep_closed=None if options.once else options.keep_closed)
         lookback = 2 * options.scan.window if options.lookback is None else options.lookback
         self.follower = Follower(paths, from_start=options.from_start or options.once, once=options.once,
                                  poll_interval=options.poll_interval, glob_interval=options.glob_interval,
@@ -157,7 +164,8 @@ class Watcher:
         self.stop_event.set()
 
     def exit_code(self) -> int:
-        stalled = any(ep.verdict in ("stalled", "ghost") for ep in self.detector.episodes())
+        summary = self.detector.summary()
+        stalled = bool(summary["stalled"]) or bool(summary.get("ghost"))
         return 1 if stalled or any(ep.stalled for ep in self.detector.open_episodes()) else 0
 
     # -- input ---------------------------------------------------------------------------------------
@@ -241,6 +249,13 @@ class Watcher:
             if log_now is not None and estimate is not None and self._plausible(stream, log_now):
                 self.detector.advance_clock(
                     stream, log_now, proof=f"wall clock (allowing {estimate[1]:.1f} s of delivery lag)")
+        for hook in self.hooks:
+            on_tick = getattr(hook, "on_tick", None)
+            if on_tick is not None:
+                try:
+                    on_tick(self, mono_now)
+                except Exception as e:
+                    self.on_error(f"{type(hook).__name__}: {e}")
         self.view.refresh(self)
 
     def _finish_all(self) -> None:
@@ -481,7 +496,8 @@ def panel(watcher: Watcher) -> Any:
 def summary_lines(watcher: Watcher) -> list[str]:
     """Every episode (closed and still open) as plain, escaped lines, then a totals line."""
     det = watcher.detector
-    out = [episode_line(ep, 400) for ep in det.episodes()]
+    kept = det.episodes()
+    out = [episode_line(ep, 400) for ep in kept]
     open_rows = watcher.open_rows()
     for ep, silence, open_s, alerted in open_rows:
         s = "?" if silence is None else f"{silence:.1f}s"
@@ -495,6 +511,10 @@ def summary_lines(watcher: Watcher) -> list[str]:
                f"{summ['disconnected']} "
                f"disconnected, {summ['recovered']} recovered; {len(open_rows)} still open "
                f"({open_stalled} of them stalled)")
+    retired = int(summ["episodes"]) - len(kept)  # type: ignore[call-overload]
+    if retired > 0:
+        out.append(f"note: {retired} older closed episode(s) not listed (only the newest "
+                   f"{watcher.options.keep_closed} per input are kept); the counts include them")
     for note in summ.get("notes") or []:
         out.append("note: " + printable(note, 400))
     return out

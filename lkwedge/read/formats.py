@@ -353,6 +353,8 @@ def _parse_json(line: str, depth: int) -> Record:
             _wrapper_time(inner, parse_iso(obj["time"]))
         inner.parsed, inner.reason = True, None
         return inner
+    if "MESSAGE" in obj and "message" not in obj and depth < 3:  # `journalctl -o json`
+        return _journald_json(obj, depth)
     message = obj.get("message", obj.get("msg", ""))
     rec = Record(str(message))
     stamp = obj.get("timestamp") or obj.get("time") or obj.get("ts")
@@ -368,6 +370,23 @@ def _parse_json(line: str, depth: int) -> Record:
     rec.target = target if isinstance(target, str) else None
     _apply_fields(rec, obj)
     return split_forwarded(rec)
+
+
+def _journald_json(obj: dict[str, object], depth: int) -> Record:
+    """A journal entry: MESSAGE is the program's own line (a str, or a byte list when not UTF-8); the
+    time is __REALTIME_TIMESTAMP (µs since the epoch, UTC) unless the inner line has a full date."""
+    raw = obj["MESSAGE"]
+    if isinstance(raw, list):
+        raw = bytes(b for b in raw if isinstance(b, int) and 0 <= b < 256).decode("utf-8", "replace")
+    inner = _parse(str(raw).rstrip("\n"), depth + 1)
+    stamp = obj.get("__REALTIME_TIMESTAMP")
+    if not inner.has_time() and isinstance(stamp, str) and stamp.isdigit() and len(stamp) < 20:
+        inner.time = parse_epoch(float(stamp))  # microseconds, told apart by size
+    unit = obj.get("_SYSTEMD_UNIT") or obj.get("SYSLOG_IDENTIFIER")
+    if isinstance(unit, str):
+        inner.svc = inner.svc or unit
+    inner.parsed, inner.reason = True, None
+    return inner
 
 
 def _apply_fields(rec: Record, obj: dict[str, object]) -> None:
