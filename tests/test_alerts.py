@@ -93,7 +93,7 @@ with open(os.path.join(out, os.environ["LKWEDGE_KEY"].replace("/", "_") + ".json
     json.dump(rec, f)
 if os.environ["LKWEDGE_KEY"] == "slow":
     time.sleep(30)
-sys.exit(int(os.environ.get("EXIT_WITH", "0")))
+sys.exit(int(os.environ.get("LKWEDGE_TEST_EXIT_WITH", "0")))
 """
 
 
@@ -129,7 +129,7 @@ def test_slow_command_does_not_delay_the_next_alert(recorder) -> None:
     sink.emit("alert", episode(key="slow"), time.time())
     assert wait_for(lambda: (out / "slow.json").exists())       # the 30 s sleeper is running
     t_emit = time.time()
-    sink.emit("alert", episode(key="fast"), time.time())
+    sink.emit("alert", episode(key="fast", id="agent.log:40"), time.time())   # another episode
     assert wait_for(lambda: (out / "fast.json").exists(), timeout=3)
     started = json.loads((out / "fast.json").read_text())["started"]
     assert started - t_emit < 1.0
@@ -142,7 +142,7 @@ def test_slow_command_does_not_delay_the_next_alert(recorder) -> None:
 def test_command_failures_are_reported_not_raised(recorder, monkeypatch) -> None:
     argv, _ = recorder
     errors = Errors()
-    monkeypatch.setenv("EXIT_WITH", "3")
+    monkeypatch.setenv("LKWEDGE_TEST_EXIT_WITH", "3")   # LKWEDGE_* reaches the command
     sink = CommandSink(argv, errors)
     sink.emit("alert", episode(), time.time())
     missing = CommandSink(["/nonexistent/lkwedge-hook"], errors)
@@ -210,7 +210,7 @@ def test_webhook_500_is_retried_then_delivered(hook_factory) -> None:
     sink.emit("alert", episode(room="<!channel> & co"), 1777629625.0)
     sink.close(5)
     assert len(hook.requests) == 2 and errors == []
-    assert hook.requests[1]["t"] - hook.requests[0]["t"] >= 0.09        # backed off before retrying
+    assert hook.requests[1]["t"] - hook.requests[0]["t"] >= 0.045       # backed off (0.1 s, jitter 50 %)
     body = hook.requests[1]["body"]
     assert hook.requests[1]["ctype"] == "application/json"
     assert body["event"] == "alert" and body["episode"]["key"] == "job:AJ_1"

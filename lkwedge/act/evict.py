@@ -34,7 +34,8 @@ Results (``EvictionResult.result``):
   duplicate     (room, identity) already submitted and not yet released: one eviction per episode
   no_target     the episode has no identity or room (``target.reason_missing``); we never guess
   failed        401/403 (not retried), another 4xx, or 5xx/timeout/refused connection still failing after
-                ``retry_for`` seconds of exponential backoff; ``error`` says which
+                ``retry_for`` seconds of jittered exponential backoff (the shared policy,
+                ``lkwedge.retry``; pass ``clock=`` to run it on virtual time); ``error`` says which
 
 Threading: the livekit-api client is async-only and must be created inside a running loop, so the
 Evictor owns an asyncio loop in a daemon thread; evictions run there concurrently, and detection never
@@ -73,6 +74,16 @@ from livekit import api
 
 from lkwedge.act.targets import EvictionTarget
 from lkwedge.errors import InputError
+from lkwedge.retry import (
+    SYSTEM_CLOCK,
+    Attempts,
+    Clock,
+    Failure,
+    GaveUp,
+    RetryPolicy,
+    adeliver,
+    retryable_status,
+)
 from lkwedge.safe import CONTROL, printable
 
 log = logging.getLogger("lkwedge.evict")
@@ -234,6 +245,7 @@ class Evictor:
         audit: str | Path | None = None,
         on_result: Callable[[EvictionResult], None] | None = None,
         env: Mapping[str, str] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """Credentials default to LIVEKIT_URL / LIVEKIT_API_KEY / LIVEKIT_API_SECRET (`env` overrides
         os.environ). A dry run needs none of them. Raises InputError for missing credentials, a bad
@@ -255,6 +267,7 @@ class Evictor:
         self.backoff = backoff
         self.backoff_max = backoff_max
         self.on_result = on_result
+        self.clock = clock                  # back-off waits and the retry deadline (virtual in tests)
         self._audit_path = Path(audit) if audit is not None else None
         if self._audit_path is not None:
             try:
@@ -406,7 +419,7 @@ class Evictor:
         except OSError as exc:
             res.result, res.error = "failed", f"audit file not writable, no request made: {exc.strerror}"
             return
-        deadline = started + self.retry_for
+        deadline = self.clock.monotonic() + self.retry_for
         try:
             client = await self._get_client()
             room = target.room
@@ -433,15 +446,15 @@ class Evictor:
 
     async def _call(self, res: EvictionResult, deadline: float, method: str,
                     make: Callable[[], Awaitable[T]]) -> T:
-        """One RoomService call with the retry policy; raises _Stop for final outcomes."""
-        delay = self.backoff
-        tries = 0
-        while True:
-            remaining = deadline - time.monotonic()
-            tries += 1
+        """One RoomService call under the shared retry policy (lkwedge.retry); raises _Stop for final
+        outcomes.  Which errors are retried: 5xx, 429, timeouts and connection errors; 404 not_found on
+        RemoveParticipant means the participant is already gone; any other 4xx is final."""
+        policy = self._policy(deadline)
+
+        async def once(att: Attempts) -> T:
             res.requests += 1
             try:
-                timeout = max(0.05, min(self.request_timeout, remaining))
+                timeout = max(0.05, min(self.request_timeout, att.remaining()))
                 reply = await asyncio.wait_for(make(), timeout=timeout)
                 res.http_status = 200
                 return reply
@@ -457,24 +470,30 @@ class Evictor:
                     raise _Stop("failed", f"{method} rejected, {detail} (not retried; check "
                                 "LIVEKIT_API_KEY/LIVEKIT_API_SECRET and the key's roomAdmin/roomList grants)"
                                 ) from None
-                if status < 500 and status != 429:
+                if not retryable_status(status):
                     raise _Stop("failed", f"{method} rejected, {detail} (not retried)") from None
-                last = detail
+                raise Failure(detail, retry=True, status=status) from None
             except aiohttp.ClientResponseError as exc:  # 1.0.x: error bodies that are not JSON
                 res.http_status = exc.status
-                if exc.status < 500:
+                if not retryable_status(exc.status):
                     raise _Stop("failed", f"{method} rejected, HTTP {exc.status} (not retried)") from None
-                last = f"HTTP {exc.status}"
+                raise Failure(f"HTTP {exc.status}", retry=True, status=exc.status) from None
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 last = "timed out" if isinstance(exc, TimeoutError) else self._scrub(
                     f"{type(exc).__name__}: {exc}")
-            delay, wait = min(delay * 2, self.backoff_max), delay
-            if time.monotonic() + wait >= deadline:
-                spent = time.monotonic() - (deadline - self.retry_for)
-                raise _Stop("failed", f"{method} still failing after {tries} "
-                            f"{'try' if tries == 1 else 'tries'} over {spent:.1f}s, giving up: {last}")
-            log.debug("%s failed (%s); retrying in %.2fs", method, last, wait)
-            await asyncio.sleep(wait)
+                raise Failure(last, retry=True) from None
+
+        try:
+            return await adeliver(once, policy)
+        except GaveUp as gave_up:
+            n = gave_up.tries
+            raise _Stop("failed", f"{method} still failing after {n} {'try' if n == 1 else 'tries'} over "
+                        f"{gave_up.elapsed:.1f}s, giving up: {gave_up.last.message}") from None
+
+    def _policy(self, deadline: float) -> RetryPolicy:
+        """The shared policy, with this attempt's remaining retry budget as its deadline."""
+        return RetryPolicy(first_delay=self.backoff, max_delay=self.backoff_max,
+                           deadline=max(0.0, deadline - self.clock.monotonic()), clock=self.clock)
 
     async def _get_client(self) -> Any:
         if self._client is None:

@@ -91,3 +91,6 @@ def _load_config_into(ctx: click.Context, path: str | None) -> None:
               help="Read settings from this TOML file instead of searching for lkwedge.toml.")
 def main(config_path: Path | None) -> None:
     """Catch the moment a LiveKit agent's reconnect wedges: scan, watch, evict, check, report."""
+    from lkwedge.cli.pipes import guard_stdout
+
+    guard_stdout()          # `lkwedge ... | head -1`: exit quietly with the results' code (issue 9)

@@ -15,6 +15,7 @@ from lkwedge.durations import DURATION
 from lkwedge.errors import InputError
 from lkwedge.read.clock import DEFAULT_MAX_JUMP, parse_tz
 from lkwedge.read.framing import DEFAULT_MAX_LINE
+from lkwedge.safe import printable
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., object])
@@ -91,7 +92,7 @@ def run_guarded(action: Callable[[], T]) -> T:
     try:
         return action()
     except InputError as exc:
-        click.echo(f"lkwedge: error: {exc}", err=True)
+        click.echo(f"lkwedge: error: {printable(exc, 1000)}", err=True)   # file names are untrusted
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("lkwedge: interrupted", err=True)

@@ -14,12 +14,16 @@ import click
 from lkwedge.cli import main
 from lkwedge.cli.common import input_options, run_guarded, scan_options_from
 from lkwedge.cli.fleet import check_fleet_options, fleet_options, start_fleet
+from lkwedge.cli.pipes import PipeSafeStdout, watch_reader
 from lkwedge.detect.engine import ScanResult
 from lkwedge.durations import DURATION
 from lkwedge.errors import InputError
 from lkwedge.live.sinks import CommandSink, Fanout, JsonlSink, Sink, WebhookSink
-from lkwedge.live.watch import EpisodeHook, LiveView, PlainView, View, Watcher, WatchOptions, summary_lines
+from lkwedge.live.view import LiveView, PlainView, View, summary_lines
+from lkwedge.live.watch import EpisodeHook, Watcher, WatchOptions
 from lkwedge.output.render import write_json, write_jsonl
+from lkwedge.read.sources import describe
+from lkwedge.safe import printable
 
 EVICT_OPTIONS = ("room", "identity", "identity_template", "max_evictions", "revoke_token", "audit")
 
@@ -124,9 +128,9 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
                 continue
             if glob.has_magic(p):
                 if not glob.glob(p):
-                    raise click.UsageError(f"no file matches {p}")
-            elif not Path(p).is_file():
-                raise click.UsageError(f"no such file: {p}")
+                    raise click.UsageError(f"no file matches {printable(p, 300)}")
+            else:
+                run_guarded(lambda p=p: describe(p))      # exactly scan's checks and messages (exit 2)
 
     err = sys.stderr
     to_stdout_json = jsonl == "-" or fmt != "text"
@@ -147,7 +151,7 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
             except OSError as e:
                 raise InputError(f"cannot write {jsonl}: {e.strerror or e}") from None
         if argv is not None:
-            sinks.append(CommandSink(argv, view.error))
+            sinks.append(CommandSink(argv, view.error, on_output=view.info))
         if webhook is not None:
             try:
                 sinks.append(WebhookSink(webhook, view.error))
@@ -175,6 +179,11 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
 
     for sig in previous:
         signal.signal(sig, on_signal)
+    if isinstance(sys.stdout, PipeSafeStdout) and not once:
+        # `watch | head -1`: our reader left; stop like a filter.  (--once finishes its input: its exit
+        # code must be the verdict on all of it.)
+        sys.stdout.on_broken(watcher.stop)
+        watch_reader(sys.stdout)
     what = "stdin" if paths == ("-",) else f"{len(paths)} input(s)"
     view.info(f"watching {what} (window {window:g}s, max lag {max_lag:g}s)"
               f"{'' if once else '; Ctrl-C for a summary'}")
@@ -182,12 +191,13 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
         code = watcher.run()
     finally:
         # Our handlers stay in place while the sinks drain (bounded), so a second Ctrl-C is harmless.
-        view.close()
+        # The console closes last: what the sinks report while draining must still be shown.
         fan.close(timeout=3.0)
         for hook in watcher.hooks:
             close = getattr(hook, "close", None)
             if callable(close):
                 close()
+        view.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if fmt != "text":
@@ -198,9 +208,12 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
     out = err if to_stdout_json else sys.stdout
     if watcher.interrupted:
         out.write("lkwedge: stopped; episodes so far:\n")
-    for line in summary_lines(watcher):
-        out.write(line + "\n")
+    if not (watcher.input_failed and not watcher.detector.summary()["lines"]):   # nothing read: as scan
+        for line in summary_lines(watcher):
+            out.write(line + "\n")
     out.flush()
+    if isinstance(sys.stdout, PipeSafeStdout) and sys.stdout.error is not None:
+        code = 2                                # the alerts could not be written (e.g. a full disk)
     sys.exit(code)
 
 

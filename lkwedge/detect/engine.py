@@ -19,13 +19,12 @@ the wall clock (`advance_clock`); that proof is recorded on the episode and stay
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import itertools
 import operator
 import re
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -33,10 +32,19 @@ from pathlib import Path
 from lkwedge.detect.episodes import VERDICTS, Episode, EpisodeBook, Hit, Listener
 from lkwedge.detect.ghost import DEFAULT_GHOST_WINDOW
 from lkwedge.detect.patterns import PatternSet
+from lkwedge.detect.prefilter import Candidate, Prefilter, job_id, odd_line_starts
 from lkwedge.read.assemble import Assembler
 from lkwedge.read.clock import DEFAULT_MAX_JUMP, UTC, StreamClock
 from lkwedge.read.formats import Record, parse_line, unparsed_reason
-from lkwedge.read.framing import CHUNK, DEFAULT_MAX_LINE, TOO_LONG, LineFramer, open_binary, read_chunks
+from lkwedge.read.framing import (
+    CHUNK,
+    DEFAULT_MAX_LINE,
+    TOO_LONG,
+    LineFramer,
+    open_binary,
+    read_chunks,
+    split_lines,
+)
 from lkwedge.read.sources import describe
 
 SNIFF_LINES = 400
@@ -90,9 +98,10 @@ class Stream:
         self.lines = 0
         self.unparsed: Counter[str] = Counter()
         self.duplicates = 0
-        self.buffered: list[tuple[int, str]] = []  # lines kept until the reading is decided (or to reverse)
+        self.buffered: list[tuple[int, bytes]] = []  # blocks kept until the reading is decided, or reversed
+        self.buffered_lines = 0
         self.assembler = Assembler(self.unparsed)
-        self.tail: deque[tuple[int, str]] = deque(maxlen=TAIL_LINES)
+        self.tail: deque[tuple[int, bytes]] = deque(maxlen=TAIL_LINES)
         self.last_examined = 0  # physical line number of the last examined line
         self.last_record_time: dt.datetime | None = None  # for Rich rows whose time column is blank
         self.job_rooms: dict[str, tuple[str | None, str | None]] = {}
@@ -115,6 +124,7 @@ class Detector:
         self.listener = listener
         self.keep_closed = keep_closed  # see EpisodeBook: None keeps every closed episode
         self.patterns = patterns or PatternSet.load(self.options.extra_patterns)
+        self.prefilter = Prefilter(self.patterns)
         self.streams: list[Stream] = []
 
     # -- public API ------------------------------------------------------------------------------
@@ -131,21 +141,34 @@ class Detector:
 
     def feed_lines(self, stream: Stream, first_lineno: int, lines: Sequence[str]) -> None:
         """Consecutive physical lines, numbered from ``first_lineno``. Any batching gives the same answer."""
-        if not lines:
-            return
+        if lines:
+            self.feed_block(stream, first_lineno, ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"))
+
+    def feed_block(self, stream: Stream, first_lineno: int, block: bytes, start: int = 0,
+                   end: int | None = None) -> int:
+        """Consecutive complete lines as bytes, each ending in ``\\n``: ``block[start:end]`` (what
+        `LineFramer.feed_spans` gives, read in place), numbered from ``first_lineno``. Any cut into
+        blocks gives the same answer. Returns the number of lines."""
+        end = len(block) if end is None else end
+        if end <= start:
+            return 0
         if stream.reading in (Reading.UNDECIDED, Reading.NEWEST_FIRST):
-            stream.buffered.extend(zip(itertools.count(first_lineno), lines, strict=False))
-            if stream.reading is Reading.UNDECIDED and len(stream.buffered) >= SNIFF_LINES:
+            piece = block[start:end]
+            count = piece.count(b"\n")
+            stream.buffered.append((first_lineno, piece))
+            stream.buffered_lines += count
+            if stream.reading is Reading.UNDECIDED and stream.buffered_lines >= SNIFF_LINES:
                 self.decide(stream)
-            return
-        self._read(stream, first_lineno, lines)
+            return count
+        return self._read(stream, first_lineno, block, start, end)
 
     def decide(self, stream: Stream) -> None:
         """Pick the stream's reading from its first lines (called by itself after SNIFF_LINES lines, at
         the end of input, or by a live reader whose input went quiet before that many lines)."""
         if stream.reading is not Reading.UNDECIDED:
             return
-        sample = [text for _, text in stream.buffered[:SNIFF_LINES]]
+        first_lineno = stream.buffered[0][0] if stream.buffered else 1
+        sample = split_lines(b"".join(block for _, block in stream.buffered[:SNIFF_LINES]))[:SNIFF_LINES]
         if _newest_first(sample):
             stream.reading = Reading.NEWEST_FIRST
             return
@@ -153,11 +176,11 @@ class Detector:
         stream.dual_printing = any(_KEYED_JSON.search(text) for text in sample)
         if stream.reading is Reading.PER_LINE:
             # the first dated line is examined too: it dates the time-only lines that may follow it
-            stream.anchor_line = next((lineno for lineno, text in stream.buffered[:SNIFF_LINES]
+            stream.anchor_line = next((first_lineno + i for i, text in enumerate(sample)
                                        if parse_line(text).time is not None), 0)
-        buffered, stream.buffered = stream.buffered, []
-        for first, group in _runs(buffered):
-            self._read(stream, first, group)
+        buffered, stream.buffered, stream.buffered_lines = stream.buffered, [], 0
+        for lineno, block in buffered:
+            self._read(stream, lineno, block, 0, len(block))
 
     def flush(self, stream: Stream) -> None:
         """A live input went quiet: release a held multi-line record and a held bare hit."""
@@ -188,8 +211,10 @@ class Detector:
         if stream.reading is Reading.NEWEST_FIRST:
             buffered, stream.buffered = stream.buffered, []
             stream.reading, stream.reversed = Reading.MULTI_LINE, True
-            for lineno, text in reversed(buffered):
-                self._read(stream, lineno, [text])
+            first = buffered[0][0] if buffered else 1
+            lines = split_lines(b"".join(block for _, block in buffered))
+            for lineno in range(first + len(lines) - 1, first - 1, -1):
+                self._read_lines(stream, lineno, [lines[lineno - first]])
         for item in stream.assembler.finish():
             self._examine(stream, item.line, item.text, item.record)
         self._release_bare(stream)
@@ -245,52 +270,85 @@ class Detector:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _read(self, stream: Stream, first_lineno: int, lines: Sequence[str]) -> None:
-        stream.lines += len(lines)
+    def _read(self, stream: Stream, first_lineno: int, block: bytes, start: int, end: int) -> int:
         if stream.reading is Reading.MULTI_LINE:
-            for lineno, text in zip(itertools.count(first_lineno), lines, strict=False):
-                if text == TOO_LONG:
-                    stream.unparsed["too long"] += 1
-                    continue
-                for item in stream.assembler.push(lineno, text):
-                    self._examine(stream, item.line, item.text, item.record)
-            return
-        self._read_per_line(stream, first_lineno, lines)
+            lines = split_lines(block[start:end])
+            self._read_lines(stream, first_lineno, lines)
+            return len(lines)
+        return self._read_block(stream, first_lineno, block, start, end)
 
-    def _read_per_line(self, stream: Stream, first_lineno: int, lines: Sequence[str]) -> None:
-        """One record per line: examine only the lines holding a pattern literal; count the others."""
-        blob = "\n".join(lines)
-        ends = list(itertools.accumulate(len(line) + 1 for line in lines))  # offset past each line
-        picked: set[int] = set()
-        for literal in self.patterns.literals:
-            i = blob.find(literal)
-            while i != -1:
-                k = bisect.bisect_right(ends, i)
-                picked.add(k)
-                i = blob.find(literal, ends[k]) if k + 1 < len(lines) else -1
-        if first_lineno <= stream.anchor_line < first_lineno + len(lines):
-            picked.add(stream.anchor_line - first_lineno)
-        _count_unparsed(lines, picked, stream.unparsed)
-        for k in sorted(picked):
-            text = lines[k]
+    def _read_lines(self, stream: Stream, first_lineno: int, lines: Sequence[str]) -> None:
+        """Records that may span lines: every line is assembled and examined."""
+        stream.lines += len(lines)
+        for lineno, text in zip(itertools.count(first_lineno), lines, strict=False):
             if text == TOO_LONG:
+                stream.unparsed["too long"] += 1
                 continue
+            for item in stream.assembler.push(lineno, text):
+                self._examine(stream, item.line, item.text, item.record)
+
+    def _read_block(self, stream: Stream, first_lineno: int, buf: bytes, start: int, end: int) -> int:
+        """One record per line, ``buf[start:end]`` read in place: examine only the lines holding a
+        pattern literal (and the first dated line); count the others, and parse only those whose start
+        fits no known shape. Each byte is visited by three passes of C code: the literal automaton,
+        the odd-line-start regex and the newline count."""
+        candidates = self.prefilter.candidates(buf, start, end)
+        anchor_at = stream.anchor_line - first_lineno
+        anchor = _line_start(buf, start, end, anchor_at) if stream.anchor_line and anchor_at >= 0 else -1
+        if anchor >= 0 and all(c.start != anchor for c in candidates):
+            candidates.append(Candidate(anchor, False))
+            candidates.sort(key=operator.attrgetter("start"))
+        examined = {c.start for c in candidates}
+        for line_start in odd_line_starts(buf, start, end):
+            if line_start not in examined:
+                line = buf[line_start:buf.index(b"\n", line_start)]
+                reason = "too long" if line == _TOO_LONG_BYTES else unparsed_reason(_text(line))
+                if reason is not None:
+                    stream.unparsed[reason] += 1
+        lineno, position = first_lineno, start
+        for candidate in candidates:
+            line_start = candidate.start
+            lineno += buf.count(b"\n", position, line_start)
+            position = line_start
+            raw = buf[line_start:buf.index(b"\n", line_start)]
+            if raw == _TOO_LONG_BYTES or (candidate.activity_only and self._idle_activity(stream, raw)):
+                continue
+            text = _text(raw)
             record = parse_line(text)
             if not record.parsed:
                 stream.unparsed[record.reason or "unknown format"] += 1
-            self._examine(stream, first_lineno + k, text, record)
-        stream.tail.extend(zip(itertools.count(first_lineno + max(0, len(lines) - TAIL_LINES)),
-                               lines[-TAIL_LINES:], strict=False))
+            self._examine(stream, lineno, text, record)
+        count = lineno - first_lineno + buf.count(b"\n", position, end)
+        stream.lines += count
+        stream.tail.extend(_last_lines(buf, start, end, first_lineno + count))
+        return count
+
+    @staticmethod
+    def _idle_activity(stream: Stream, raw: bytes) -> bool:
+        """Job activity (the many metrics lines of an agents log) matters only to an open episode: with
+        none open, or none for the line's job, it is not examined (found without parsing the line).
+        The ghost rule needs two more: the input's first activity line, and a job watched after its
+        reconnect claimed success (lkwedge.detect.ghost)."""
+        ghosts = stream.book.ghosts
+        if not ghosts.media_seen or ghosts.watches:
+            watched = job_id(raw)
+            if not ghosts.media_seen or watched is None or f"job:{watched}" in ghosts.watches:
+                return False
+        if not stream.book.open:
+            return True
+        job = job_id(raw)
+        return job is not None and f"job:{job}" not in stream.book.open
 
     def _read_tail_time(self, stream: Stream) -> None:
         """One record per line: the last timed line of the input ends the log's time."""
-        for lineno, text in reversed(stream.tail):
+        for lineno, raw in reversed(stream.tail):
             if lineno <= stream.last_examined:
                 return
+            text = _text(raw)
             if not text.strip():
                 continue
             record = parse_line(text)
-            if not record.parsed and unparsed_reason(text) is None and text != TOO_LONG:
+            if not record.parsed and unparsed_reason(text) is None and raw != _TOO_LONG_BYTES:
                 stream.unparsed[record.reason or "unknown format"] += 1  # e.g. a last line cut mid-write
             if record.has_time() and stream.clock.resolve(record.stamp(), peek=True) is not None:
                 self._move_clock(stream, lineno, text, stream.clock.resolve(record.stamp()))
@@ -302,6 +360,7 @@ class Detector:
         stream.last_examined = max(stream.last_examined, lineno)
         if stream.bare is not None and lineno - stream.bare.hit.line > DUP_LINES:
             self._release_bare(stream)
+        before = stream.clock.now
         if record.blank_time and not record.has_time():
             when, rejected = stream.last_record_time, False  # Rich leaves an unchanged time column blank
         else:
@@ -315,7 +374,7 @@ class Detector:
             if match is not None:
                 self._on_match(stream, Hit(match, "", lineno, when, text, record.job, record.pid, record.room,
                                            record.room_id, message=record.message), record)
-        if when is not None and stream.clock.now == when:
+        if when is not None and stream.clock.now == when and when != before:
             stream.book.on_clock(when, lineno, text)
 
     def _move_clock(self, stream: Stream, lineno: int, text: str, when: dt.datetime | None) -> None:
@@ -403,12 +462,11 @@ def scan(paths: Sequence[str], options: ScanOptions | None = None,
         lineno = 1
         with open_binary(source.path, source.name) as binary:
             for data in read_chunks(binary, source.name, CHUNK):
-                lines = framer.feed(data)
-                detector.feed_lines(stream, lineno, lines)
-                lineno += len(lines)
+                for buf, start, end in framer.feed_spans(data):
+                    lineno += detector.feed_block(stream, lineno, buf, start, end)
                 if on_progress is not None:
                     on_progress(done + min(source.size or 0, _tell(binary)), total)
-        detector.feed_lines(stream, lineno, framer.finish())
+        detector.feed_block(stream, lineno, framer.finish_block())
         detector.finish(stream)
         done += source.size or 0
     return ScanResult(detector.episodes(), detector.summary())
@@ -435,33 +493,35 @@ def _twins(a: Hit, a_message: str, b: Hit, b_message: str) -> bool:
     return True
 
 
-def _runs(items: list[tuple[int, str]]) -> Iterable[tuple[int, list[str]]]:
-    """Buffered (lineno, text) pairs as runs of consecutive line numbers."""
-    start = 0
-    for i in range(1, len(items) + 1):
-        if i == len(items) or items[i][0] != items[i - 1][0] + 1:
-            yield items[start][0], [text for _, text in items[start:i]]
-            start = i
+_TOO_LONG_BYTES = TOO_LONG.encode()
 
 
-def _count_unparsed(lines: Sequence[str], examined: set[int], into: Counter[str]) -> None:
-    """Unparsed lines among those not examined, by a cheap shape test grouped by first character so
-    the loop stays in C; letter-first lines (rare) are parsed to be sure."""
-    for first in set(map(_FIRST_CHAR, lines)):
-        if unparsed_reason(first) is None:
-            continue
-        for k, line in enumerate(lines):
-            if line[:1] != first or k in examined:
-                continue
-            if line == TOO_LONG:
-                into["too long"] += 1
-                continue
-            reason = unparsed_reason(line)
-            if reason is not None:
-                into[reason] += 1
+def _text(raw: bytes) -> str:
+    text = raw.decode("utf-8", "replace")
+    return text[:-1] if text.endswith("\r") else text
 
 
-_FIRST_CHAR = operator.itemgetter(slice(0, 1))
+def _line_start(buf: bytes, start: int, end: int, index: int) -> int:
+    """Offset of line ``index`` (0-based) of ``buf[start:end]``, or -1 past its end."""
+    position = start
+    for _ in range(index):
+        position = buf.find(b"\n", position, end) + 1
+        if position <= 0 or position >= end:
+            return -1
+    return position
+
+
+def _last_lines(buf: bytes, start: int, end: int, end_lineno: int) -> list[tuple[int, bytes]]:
+    """The last TAIL_LINES lines of ``buf[start:end]`` as (line number, bytes), oldest first."""
+    last = end - 1  # the final "\n"
+    found: list[tuple[int, bytes]] = []
+    lineno = end_lineno - 1
+    while last >= start and len(found) < TAIL_LINES:
+        line_start = buf.rfind(b"\n", start, last) + 1 or start
+        found.append((lineno, buf[line_start:last]))
+        last, lineno = line_start - 1, lineno - 1
+    found.reverse()
+    return found
 
 
 def needs_line_by_line(sample: list[str]) -> bool:

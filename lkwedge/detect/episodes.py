@@ -9,10 +9,12 @@ whatever happens afterwards; the eventual outcome is still recorded.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from lkwedge.detect import ghost
 from lkwedge.detect.patterns import Match
@@ -138,6 +140,12 @@ class EpisodeBook:
         self.open: dict[str, Episode] = {}
         self.closed: list[Episode] | deque[Episode] = [] if keep_closed is None else deque(maxlen=keep_closed)
         self.verdicts: Counter[str] = Counter()
+        # (deadline, sequence, episode) for open episodes not stalled yet, so a clock advance costs
+        # O(log n) for the episodes that cross their deadline, not O(open episodes). Entries go stale
+        # when an episode progresses or closes; they are checked when they come up.
+        self._deadlines: list[tuple[datetime, int, Episode]] = []
+        self._sequence = itertools.count()
+        self._stalled_open: dict[int, Episode] = {}  # open and stalled: live proofs extend their silence
         self.ghosts = ghost.GhostTracker(self)
 
     # -- events ----------------------------------------------------------------------------------
@@ -175,20 +183,31 @@ class EpisodeBook:
         ``line``/``text``: the examined line that says so. ``proof``: a live reader's estimate (no line);
         the silence it proves is kept on the episode."""
         self.ghosts.on_clock(now, line, text)
-        for episode in self.open.values():
-            if episode.last_progress is None:
-                continue
-            gap = _gap(episode.last_progress, now)
-            if gap is None or gap <= self.window:
-                continue
-            if proof is not None and (episode.proved_silence_s is None or gap > episode.proved_silence_s):
-                episode.proved_silence_s = gap
-                episode.proof = episode.proof or proof
-            if episode.stalled:
-                continue
+        heap = self._deadlines
+        while heap and heap[0][0] < now:
+            deadline, _, episode = heapq.heappop(heap)
+            if episode.stalled or self.open.get(episode.key) is not episode or episode.last_progress is None \
+                    or deadline != episode.last_progress + self._window:
+                continue  # stale: the episode progressed, closed or stalled since
             if line is not None and text is not None:
                 episode.evidence.append(Evidence(line, now, "clock", text[:MAX_EVIDENCE_TEXT]))
             self._mark_stalled(episode)
+        if proof is not None:
+            for episode in self._stalled_open.values():
+                gap = _gap(episode.last_progress, now)
+                if gap is not None and gap > self.window and (episode.proved_silence_s is None
+                                                              or gap > episode.proved_silence_s):
+                    episode.proved_silence_s = gap
+                    episode.proof = episode.proof or proof
+
+    @property
+    def _window(self) -> timedelta:
+        return timedelta(seconds=self.window)
+
+    def _watch_deadline(self, episode: Episode) -> None:
+        if episode.last_progress is not None and not episode.stalled:
+            entry = (episode.last_progress + self._window, next(self._sequence), episode)
+            heapq.heappush(self._deadlines, entry)
 
     def note_open(self, remark: str) -> None:
         """Attach a fact to every open episode (e.g. a clock jump that was ignored while it was open)."""
@@ -217,6 +236,7 @@ class EpisodeBook:
                           job=hit.job, pid=hit.pid, room=hit.room, room_id=hit.room_id,
                           start=hit.time, last_progress=hit.time)
         self.open[hit.key] = episode
+        self._watch_deadline(episode)
         self._record(episode, hit)
         self._emit("opened", episode)
 
@@ -234,6 +254,7 @@ class EpisodeBook:
                     if gap > self.window:
                         self._mark_stalled(episode)
                 episode.last_progress = hit.time
+                self._watch_deadline(episode)
             if episode.start is None:
                 episode.start = hit.time
         episode.room = episode.room or hit.room
@@ -257,6 +278,8 @@ class EpisodeBook:
     def _mark_stalled(self, episode: Episode) -> None:
         if not episode.stalled:
             episode.stalled = True
+            if self.open.get(episode.key) is episode:
+                self._stalled_open[id(episode)] = episode
             self._emit("stalled", episode)
 
     def _close(self, episode: Episode, hit: Hit, superseded: bool = False) -> None:
@@ -292,6 +315,7 @@ class EpisodeBook:
         episode.note = explain(episode, self.window)
         self.ghosts.annotate(episode)
         self.open.pop(episode.key, None)
+        self._stalled_open.pop(id(episode), None)
         self.closed.append(episode)
         self.verdicts[episode.verdict] += 1
         self._emit("closed", episode)

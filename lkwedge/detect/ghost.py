@@ -8,8 +8,9 @@ Two signals (livekit-logs.md §2.2(d), §5):
   episode ends there as ``disconnected``. With the version unknown the verdict stays what it was and
   the note says why.
 * **silent-after-success ghost**: a reconnect that claims success (``RtcEngine successfully recovered``,
-  or a restart's ``received JoinResponse``), after which a job that did show media activity before
-  shows none for ``ghost_window`` seconds of log time while the log goes on.
+  or a restart's ``received JoinResponse``), after which the job shows no media activity for
+  ``ghost_window`` seconds of log time while the log goes on. Only in inputs that log media activity
+  at all (agents logs): a bare Rust app never does, so its silence after a success proves nothing.
 
 Supporting lines (``received track from an unknown participant``, ``failed to republish track …``; role
 ``evidence``) are attached to the key's episode and raise the confidence. A ghost is ``high`` confidence
@@ -60,8 +61,9 @@ class GhostTracker:
         self.book = book
         self.sdk = Fingerprinter()
         self.ghost_window = DEFAULT_GHOST_WINDOW
-        self.active: set[str] = set()  # keys that have shown media activity
+        self.media_seen = False  # this input has logged media activity (an agents log, not a bare Rust app)
         self.watches: dict[str, Watch] = {}
+        self.given_up: dict[str, Episode] = {}  # open episodes that logged the give-up (old or unknown SDK)
 
     # -- input -----------------------------------------------------------------------------------
 
@@ -89,7 +91,7 @@ class GhostTracker:
                     target.ghost_lines.append(hit.line)
             return True
         if role == "activity":
-            self.active.add(key)
+            self.media_seen = True
         if role in ("activity", "teardown", "trigger"):
             self.watches.pop(key, None)
         if episode is not None and role == "progress" and pattern.id in _ENDING_PAYLOADS:
@@ -103,6 +105,7 @@ class GhostTracker:
                 return True
         if pattern.outcome == "gave_up" and episode is not None:
             episode.gave_up = True
+            self.given_up[key] = episode
             if self.sdk.guess().disconnects_after_give_up():
                 self.book._progress(episode, hit)
                 episode.end = hit.time or episode.last_progress
@@ -110,7 +113,7 @@ class GhostTracker:
                 self.book._finalize(episode, "stalled" if episode.stalled else "disconnected")
                 return True
             return False
-        if episode is not None and key in self.active and hit.time is not None:
+        if episode is not None and self.media_seen and hit.time is not None:
             if role == "success":
                 self.watches[key] = Watch(episode, hit.time, "RtcEngine successfully recovered", hit.line,
                                           list(episode.ghost_lines))
@@ -127,8 +130,9 @@ class GhostTracker:
             if gap is not None and gap > self.ghost_window:
                 del self.watches[key]
                 self._mark(watch.episode, now, line, text, watch)
-        for episode in list(self.book.open.values()):
-            if episode.ghost or not episode.gave_up:
+        for key, episode in list(self.given_up.items()):  # usually empty: O(1) per clock advance
+            if episode.ghost or self.book.open.get(key) is not episode:
+                del self.given_up[key]
                 continue
             gap = _gap(episode.last_progress, now)
             too_long = gap is not None and gap > self.book.window
@@ -161,6 +165,7 @@ class GhostTracker:
             episode.evidence.append(Evidence(line, now, "clock", text[:600]))
         if self.book.open.get(episode.key) is episode:
             episode.stalled = True  # one alert: the stall rule must not fire again for this episode
+            self.book._stalled_open[id(episode)] = episode  # live proofs still extend its silence
         else:  # closed already (as recovered): its count moves to ghost
             self.book.verdicts[episode.verdict] -= 1
             self.book.verdicts["ghost"] += 1

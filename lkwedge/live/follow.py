@@ -19,6 +19,9 @@ Decisions a caller relies on:
   rotated away or truncated.
 - With `lookback`, a file followed from its end is started that many seconds of log time before its
   last line, so a wedge already in progress is seen at once; those lines "arrived" at the file's mtime.
+- Inputs are judged as `scan` judges them: a named pipe (FIFO) is read as it comes until its writers
+  close it; a directory, another non-regular file or an unreadable file is an "error" notice naming it,
+  and that source ends (it is listed in `Follower.failed`).  A missing path is waited for (tail -F).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import glob
 import os
 import queue
 import select
+import stat
 import sys
 import threading
 import time
@@ -111,12 +115,20 @@ class _Emitter:
 
 
 class _StdinReader:
-    def __init__(self, follower: Follower, fd: int) -> None:
+    """stdin, or a named pipe (FIFO) given as a path: read as it comes until its writers close it."""
+
+    def __init__(self, follower: Follower, fd: int, name: str = STDIN_NAME) -> None:
         self.f = follower
         self.fd = fd
-        self.em = _Emitter(follower, STDIN_NAME)
+        self.em = _Emitter(follower, name)
 
     def run(self) -> None:
+        try:
+            self.read_until_eof()
+        finally:
+            self.em.notice("eof")
+
+    def read_until_eof(self) -> None:
         stop = self.f._stop
         try:
             while not stop.is_set():
@@ -126,16 +138,20 @@ class _StdinReader:
                     ready = [self.fd]   # not selectable (odd fd type): fall back to a blocking read
                 if not ready:
                     continue
-                data = os.read(self.fd, CHUNK)
+                try:
+                    data = os.read(self.fd, CHUNK)
+                except BlockingIOError:
+                    continue            # a FIFO opened non-blocking with no data yet
                 if not data:
                     break
                 self.em.feed(data, time.monotonic())
         except OSError as e:
-            self.em.notice("error", f"cannot read stdin: {e.strerror or e}")
+            what = "stdin" if self.em.source == STDIN_NAME else "the pipe"
+            self.f._failed(self.em.source)
+            self.em.notice("error", f"cannot read {what}: {e.strerror or e}")
         finally:
             # The pipe is over (or we were stopped): the held partial line is final.
             self.em.flush(time.monotonic())
-            self.em.notice("eof")
 
 
 class _FileTail:
@@ -151,6 +167,7 @@ class _FileTail:
         self.offset = 0
         self.fp = b""
         self.said: set[str] = set()         # notices already given for the current condition
+        self.done = False                   # ended for good (an input error, or a FIFO that closed)
 
     # -- helpers -------------------------------------------------------------------------------------
     def _say_once(self, kind: str, detail: str = "") -> None:
@@ -158,21 +175,44 @@ class _FileTail:
             self.said.add(kind)
             self.em.notice(kind, detail)
 
+    def _fail(self, detail: str) -> bool:
+        """An input `scan` would refuse (unreadable, a directory): say so once and end this source."""
+        self.done = True
+        self.f._failed(self.path)
+        self._say_once("error", detail)
+        return False
+
     def _open(self) -> bool:
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            # O_NONBLOCK: opening a FIFO must not wait for its writer (it changes nothing for files).
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError:
             self.from_start = True      # when it appears it is new: read it whole, as tail -F does
             self._say_once("missing", "waiting for it to appear")
             return False
+        except PermissionError:
+            return self._fail("cannot read: permission denied")
         except OSError as e:
-            self._say_once("error", f"cannot open: {e.strerror or e}")
-            return False
+            return self._fail(f"cannot read: {e.strerror or e}")
         try:
             st = os.fstat(fd)
         except OSError:
             os.close(fd)
             return False
+        if stat.S_ISFIFO(st.st_mode):
+            # A named pipe is read as it comes, like stdin, until its writers close it (as scan does).
+            self.em.notice("opened", "reading the pipe")
+            pipe = _StdinReader(self.f, fd, self.path)
+            pipe.em = self.em
+            try:
+                pipe.read_until_eof()
+            finally:
+                os.close(fd)
+            self.done = True
+            return False
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            return self._fail("not a regular file" + (" (a directory)" if stat.S_ISDIR(st.st_mode) else ""))
         self.fd, self.ident, self.offset = fd, (st.st_dev, st.st_ino), 0
         self.fp = os.pread(fd, _FINGERPRINT, 0)
         self.said.clear()
@@ -289,11 +329,12 @@ class _FileTail:
         try:
             while not stop.is_set():
                 more = self.step()
-                if self.f.once and not more:
+                if self.done or (self.f.once and not more):
                     break
                 if not more:
                     stop.wait(self.f.poll_interval)
         except OSError as e:
+            self.f._failed(self.path)
             self.em.notice("error", f"read failed: {e.strerror or e}")
         finally:
             if self.f.once:
@@ -396,6 +437,7 @@ class Follower:
         self._pending: list[Item] = []
         self._started = False
         self._globbing = False
+        self.failed: list[str] = []          # sources that ended on an input error (named to the user)
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> Follower:
@@ -515,6 +557,10 @@ class Follower:
         self._followed.add(key)
         tail = _FileTail(self, path, from_start=from_start)
         self._spawn(tail.run, path)
+
+    def _failed(self, source: str) -> None:
+        with self._lock:
+            self.failed.append(source)
 
     def _claim(self, ident: tuple[int, int] | None, fp: bytes) -> None:
         if ident is not None and fp:

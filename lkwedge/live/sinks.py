@@ -4,9 +4,12 @@ Every sink has `emit(event, episode, wall_time)` and `close(timeout)`:
 - event is "alert" (an episode crossed the window) or "resolved" (an alerted episode ended);
 - episode is `Episode.to_dict()` (watch adds "outage_s" on "resolved");
 - wall_time is `time.time()` of the event.
-`emit` never blocks on the outside world (commands and HTTP run in worker threads) and never raises
-for a delivery failure: failures go to the sink's `on_error(message)` callback.  Episode fields come
-from untrusted log text: they are passed as JSON / environment values, never through a shell.
+`emit` never blocks: each sink has its own bounded queue and worker thread(s) (lkwedge.live.workqueue),
+so one slow sink never delays detection, the console or another sink.  It never raises for a delivery
+failure: failures go to the sink's `on_error(message)` callback, naming the episode.  `close(timeout)`
+delivers what is queued until the deadline and names every event it could not deliver.  Retries
+follow the one shared policy (lkwedge.retry).  Episode fields come from untrusted log text: they are
+passed as JSON / environment values, never through a shell.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import contextlib
 import datetime as dt
 import json
 import os
-import queue
+import select
 import signal
 import subprocess
 import sys
@@ -24,9 +27,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any, Protocol
 
+from lkwedge.live.workqueue import Job, WorkQueue
+from lkwedge.retry import SYSTEM_CLOCK, Clock, Failure, GaveUp, RetryPolicy, deliver, retryable_status
 from lkwedge.safe import printable
 
 ErrorCallback = Callable[[str], None]
@@ -110,26 +115,36 @@ def _redact_url(url: str) -> str:
 # -- JSON lines ---------------------------------------------------------------------------------------
 
 class JsonlSink:
-    """One JSON object per event, appended to `path` ("-" = stdout) and flushed at once."""
+    """One JSON object per event, appended to `path` ("-" = stdout) and flushed at once, in event
+    order, by one worker thread (a stalled reader of stdout never blocks detection)."""
 
-    def __init__(self, path: str, on_error: ErrorCallback = _stderr_error) -> None:
+    def __init__(self, path: str, on_error: ErrorCallback = _stderr_error, *, max_queue: int = 4096) -> None:
         self.on_error = on_error
-        self._lock = threading.Lock()
         self._own = path != "-"
         self._fh: IO[str] = open(path, "a", encoding="utf-8") if self._own else sys.stdout  # noqa: SIM115
+        self._broken = False
+        self._q = WorkQueue("--jsonl", self._write, on_error, workers=1, max_queue=max_queue)
 
     def emit(self, event: str, episode: dict[str, Any], wall_time: float) -> None:
-        line = json.dumps(event_record(event, episode, wall_time), ensure_ascii=False, default=str)
-        with self._lock:
-            try:
-                self._fh.write(line + "\n")
-                self._fh.flush()
-            except (OSError, ValueError) as e:
-                self.on_error(f"cannot write JSON lines: {e}")
+        # One key for every event: one worker writes them in the order they happened.
+        self._q.put(Job(event, episode, wall_time, lane=""))
+
+    def _write(self, job: Job) -> None:
+        if self._broken:
+            return
+        record = event_record(job.event, job.episode, job.wall_time)
+        line = json.dumps(record, ensure_ascii=False, default=str)
+        try:
+            self._fh.write(line + "\n")
+            self._fh.flush()
+        except (OSError, ValueError) as e:
+            self._broken = True         # e.g. stdout closed by `| head`: say so once, stop writing
+            self.on_error(f"cannot write JSON lines: {printable(e, 200)}")
 
     def close(self, timeout: float = 5.0) -> None:
-        with self._lock:
-            if self._own and not self._fh.closed:
+        self._q.close(timeout)
+        if self._own and not self._fh.closed:
+            with contextlib.suppress(OSError):
                 self._fh.close()
 
 
@@ -156,81 +171,127 @@ def command_env(event: str, episode: dict[str, Any]) -> dict[str, str]:
     }
 
 
+#: The only variables an --on-alert command inherits (plus LKWEDGE_*): never LIVEKIT_API_SECRET & co.
+CHILD_ENV_KEEP = ("PATH", "LANG")
+OUTPUT_CAP = 16 << 10       # bytes of a command's output shown per run; the rest is read and dropped
+
+
+def child_env(base: Mapping[str, str], event: str, episode: dict[str, Any]) -> dict[str, str]:
+    """A minimal environment: PATH, LANG and the user's own LKWEDGE_* variables, then the event's."""
+    env = {k: base[k] for k in CHILD_ENV_KEEP if k in base}
+    env.setdefault("PATH", os.defpath)
+    env.update({k: v for k, v in base.items() if k.startswith("LKWEDGE_")})
+    env.update(command_env(event, episode))
+    return env
+
+
 class CommandSink:
     """Run `argv` (no shell) per event with the event record as JSON on stdin and LKWEDGE_* env vars.
 
-    Each run happens in a worker thread, at most `max_concurrent` at a time, so a slow command never
-    delays detection or the next alert (unless `max_concurrent` are all busy; then runs queue up, at
-    most `max_pending` of them, beyond which events are dropped and reported).  A run is killed (its
-    whole process group) after `timeout` s.  The command's stdout and stderr go to our stderr, so
-    they never corrupt `--jsonl -` on stdout.
+    Runs come off a bounded queue (`max_pending`), at most `max_concurrent` at a time; one episode's
+    events run in order.  A run is killed (its whole process group) after `timeout` s.  The child gets
+    a minimal environment (`child_env`): LiveKit credentials never reach it.  Its stdout and stderr are
+    read as they come, shown escaped (`on_output`, one line each, at most OUTPUT_CAP bytes per run) and
+    the rest drained and counted, so a flooding command neither fills our stderr nor blocks on a pipe.
     """
 
     def __init__(self, argv: Sequence[str], on_error: ErrorCallback = _stderr_error, *,
-                 max_concurrent: int = 4, max_pending: int = 64, timeout: float = 60.0,
-                 output: int | None = None) -> None:
+                 max_concurrent: int = 4, max_pending: int = 1024, timeout: float = 60.0,
+                 on_output: ErrorCallback | None = None, output_cap: int = OUTPUT_CAP) -> None:
         if not argv:
             raise ValueError("empty command")
         self.argv = list(argv)
+        self.name = printable(self.argv[0], 100)
         self.on_error = on_error
+        self.on_output = on_output if on_output is not None else _stderr_error
         self.timeout = timeout
-        self.output = output if output is not None else sys.stderr.fileno()
-        self._slots = threading.Semaphore(max_concurrent)
-        self._room = threading.Semaphore(max_pending)
+        self.output_cap = output_cap
         self._lock = threading.Lock()
-        self._procs: set[subprocess.Popen[bytes]] = set()
-        self._threads: set[threading.Thread] = set()
-        self._closing = threading.Event()
+        self._killed: list[str] = []
+        self._q = WorkQueue("--on-alert", self._run, on_error, workers=max_concurrent, max_queue=max_pending)
 
     def emit(self, event: str, episode: dict[str, Any], wall_time: float) -> None:
-        if self._closing.is_set():
-            return
-        if not self._room.acquire(blocking=False):
-            self.on_error(f"--on-alert: too many runs pending; dropped the {event} event for "
-                          f"{printable(episode.get('id', '?'), 200)}")
-            return
-        payload = json.dumps(event_record(event, episode, wall_time), ensure_ascii=False, default=str)
-        t = threading.Thread(target=self._run, args=(event, episode, payload.encode()),
-                             name="lkwedge-on-alert", daemon=True)
-        with self._lock:
-            self._threads.add(t)
-        t.start()
+        self._q.put(Job(event, episode, wall_time))
 
-    def _run(self, event: str, episode: dict[str, Any], payload: bytes) -> None:
-        name = printable(self.argv[0], 100)
+    def _run(self, job: Job) -> None:
+        payload = json.dumps(event_record(job.event, job.episode, job.wall_time), ensure_ascii=False,
+                             default=str).encode()
+        env = child_env(os.environ, job.event, job.episode)
         try:
-            with self._slots:
-                if self._closing.is_set():
-                    return
-                env = {**os.environ, **command_env(event, episode)}
-                try:
-                    proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=self.output,
-                                            stderr=self.output, env=env, start_new_session=True)
-                except OSError as e:
-                    self.on_error(f"--on-alert: cannot run {name}: {e.strerror or e}")
-                    return
+            proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        except OSError as e:
+            self.on_error(f"--on-alert: cannot run {self.name}: {printable(e.strerror or e, 200)}")
+            return
+        threading.Thread(target=_feed, args=(proc, payload), name="lkwedge-on-alert-stdin",
+                         daemon=True).start()
+        deadline = time.monotonic() + self.timeout
+        outcome = self._drain(proc, deadline)
+        if outcome == "running":
+            outcome = self._wait(proc, deadline)
+        if outcome != "exited":
+            self._kill(proc)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+            if outcome == "timeout":
+                self.on_error(f"--on-alert: {self.name} did not finish within {self.timeout:g}s; killed "
+                              f"({job.describe()})")
+            else:
                 with self._lock:
-                    self._procs.add(proc)
-                try:
-                    try:
-                        proc.communicate(payload, timeout=self.timeout)
-                    except subprocess.TimeoutExpired:
-                        self._kill(proc)
-                        proc.wait()
-                        self.on_error(f"--on-alert: {name} did not finish within {self.timeout:g}s; killed")
-                        return
-                finally:
-                    with self._lock:
-                        self._procs.discard(proc)
-                if proc.returncode != 0 and not self._closing.is_set():
-                    how = (f"was killed by signal {-proc.returncode}" if proc.returncode < 0
-                           else f"exited with status {proc.returncode}")
-                    self.on_error(f"--on-alert: {name} {how} (event {event}, "
-                                  f"{printable(episode.get('id', '?'), 200)})")
+                    self._killed.append(job.describe())
+            return
+        if proc.returncode != 0:
+            how = (f"was killed by signal {-proc.returncode}" if proc.returncode < 0
+                   else f"exited with status {proc.returncode}")
+            self.on_error(f"--on-alert: {self.name} {how} ({job.describe()})")
+
+    def _drain(self, proc: subprocess.Popen[bytes], deadline: float) -> str:
+        """Read the child's output until EOF; "running" at EOF, or "timeout" / "stopped"."""
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        shown = dropped = 0
+        partial = b""
+        try:
+            while True:
+                if self._q.stopping.is_set():
+                    return "stopped"
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return "timeout"
+                ready, _, _ = select.select([fd], [], [], min(left, 0.2))
+                if not ready:
+                    continue
+                data = os.read(fd, 1 << 16)
+                if not data:
+                    return "running"
+                if shown >= self.output_cap:
+                    dropped += len(data)
+                    continue
+                take = data[: self.output_cap - shown]
+                dropped += len(data) - len(take)
+                shown += len(take)
+                lines = (partial + take).split(b"\n")
+                partial = lines.pop()
+                for line in lines:
+                    self._show(line)
         finally:
-            self._room.release()
-            with self._lock:
-                self._threads.discard(threading.current_thread())
+            if partial:
+                self._show(partial)
+            if dropped:
+                self.on_output(f"--on-alert {self.name}: {dropped} more byte(s) of output not shown")
+            proc.stdout.close()
+
+    def _show(self, line: bytes) -> None:
+        self.on_output(f"--on-alert {self.name}: {printable(line.decode('utf-8', 'replace'), 500)}")
+
+    def _wait(self, proc: subprocess.Popen[bytes], deadline: float) -> str:
+        while proc.poll() is None:
+            if self._q.stopping.is_set():
+                return "stopped"
+            if time.monotonic() >= deadline:
+                return "timeout"
+            time.sleep(0.05)
+        return "exited"
 
     @staticmethod
     def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -238,62 +299,53 @@ class CommandSink:
             os.killpg(proc.pid, signal.SIGKILL)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Wait up to `timeout` s for running commands, then kill what is left (and say so)."""
-        deadline = time.monotonic() + timeout
+        """Wait up to `timeout` s for queued and running commands, then kill what is left (and say so)."""
+        self._q.close(timeout)
         with self._lock:
-            threads = list(self._threads)
-        for t in threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-        self._closing.set()
-        with self._lock:
-            left = list(self._procs)
-        for p in left:
-            self._kill(p)
-        if left:
-            self.on_error(f"--on-alert: killed {len(left)} command(s) still running at exit")
-        for t in threads:
-            t.join(0.5)
+            killed, self._killed = self._killed, []
+        if killed:
+            self.on_error(f"--on-alert: killed {len(killed)} command(s) still running at exit "
+                          f"({', '.join(killed[:5])}{', ...' if len(killed) > 5 else ''})")
+
+
+def _feed(proc: subprocess.Popen[bytes], payload: bytes) -> None:
+    """Write the event to the child's stdin; a child that does not read it is not our problem."""
+    assert proc.stdin is not None
+    with contextlib.suppress(OSError, ValueError):
+        proc.stdin.write(payload)
+    with contextlib.suppress(OSError, ValueError):
+        proc.stdin.close()
 
 
 # -- webhook ------------------------------------------------------------------------------------------
 
-class _HttpFailure(Exception):
-    def __init__(self, msg: str, retry: bool) -> None:
-        super().__init__(msg)
-        self.retry = retry
-
-
 class WebhookSink:
     """POST each event as JSON {"text": <Slack-compatible summary>, "event", "wall_time", "episode"}.
 
-    A background thread sends from a bounded queue; 5xx, 429 and connection errors are retried with
-    exponential back-off (`backoff`, 2*backoff, ... capped at `max_backoff`) for at most `tries`
-    attempts, then reported through on_error.  Other 4xx are reported at once.  The URL is never
-    printed in full (it usually embeds a secret).
+    Deliveries come off a bounded queue on up to `workers` threads: different episodes are sent
+    concurrently, one episode's events in order.  Retries follow the shared policy (lkwedge.retry):
+    5xx, 429, 408 and connection errors/timeouts are retried with jittered exponential back-off
+    (`backoff`, 2*backoff, ... capped at `max_backoff`) for at most `tries` attempts within `deadline`
+    s; other 4xx are reported at once.  The URL is never printed in full (it usually embeds a secret).
     """
 
     def __init__(self, url: str, on_error: ErrorCallback = _stderr_error, *, tries: int = 4,
                  backoff: float = 0.5, max_backoff: float = 8.0, timeout: float = 5.0,
-                 max_queue: int = 256) -> None:
+                 max_queue: int = 1024, workers: int = 8, deadline: float = 60.0,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("webhook URL must be http:// or https:// with a host")
         self.url = url
         self.on_error = on_error
-        self.tries = max(1, tries)
-        self.backoff = backoff
-        self.max_backoff = max_backoff
         self.timeout = timeout
-        self._q: queue.Queue[tuple[str, dict[str, Any], float] | None] = queue.Queue(maxsize=max_queue)
-        self._stop = threading.Event()      # set by close() when its drain deadline passes
-        self._thread = threading.Thread(target=self._loop, name="lkwedge-webhook", daemon=True)
-        self._thread.start()
+        self.policy = RetryPolicy(first_delay=backoff, max_delay=max_backoff, deadline=deadline,
+                                  max_tries=max(1, tries), clock=clock)
+        self._q = WorkQueue(f"webhook {_redact_url(url)}", self._deliver, on_error, workers=workers,
+                            max_queue=max_queue)
 
     def emit(self, event: str, episode: dict[str, Any], wall_time: float) -> None:
-        try:
-            self._q.put_nowait((event, episode, wall_time))
-        except queue.Full:
-            self.on_error(f"webhook {_redact_url(self.url)}: queue full; dropped the {event} event")
+        self._q.put(Job(event, episode, wall_time))
 
     @staticmethod
     def body(event: str, episode: dict[str, Any], wall_time: float) -> dict[str, Any]:
@@ -301,65 +353,33 @@ class WebhookSink:
         return {"text": _slack_escape(text), "event": event, "wall_time": iso_wall(wall_time),
                 "episode": episode}
 
-    def _post(self, data: bytes) -> None:
+    def _post(self, data: bytes, timeout: float) -> None:
         req = urllib.request.Request(self.url, data=data, method="POST",
                                      headers={"Content-Type": "application/json",
                                               "User-Agent": "lkwedge-watch"})
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
                 resp.read(1 << 16)
         except urllib.error.HTTPError as e:
-            retry = e.code >= 500 or e.code == 429
-            raise _HttpFailure(f"HTTP {e.code}", retry) from None
+            raise Failure(f"HTTP {e.code}", retry=retryable_status(e.code), status=e.code) from None
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
-            raise _HttpFailure(f"connection failed: {printable(reason, 200)}", True) from None
+            raise Failure(f"connection failed: {printable(reason, 200)}", retry=True) from None
 
-    def _deliver(self, event: str, episode: dict[str, Any], wall_time: float) -> None:
-        data = json.dumps(self.body(event, episode, wall_time), ensure_ascii=False, default=str).encode()
-        delay = self.backoff
-        for attempt in range(1, self.tries + 1):
-            try:
-                self._post(data)
-                return
-            except _HttpFailure as e:
-                last = str(e)
-                if not e.retry or attempt == self.tries:
-                    break
-            if self._stop.wait(delay):
-                last += " (gave up: shutting down)"
-                break
-            delay = min(delay * 2, self.max_backoff)
-        episode_id = printable(episode.get("id", "?"), 200)
-        self.on_error(f"webhook {_redact_url(self.url)}: {event} for {episode_id} "
-                      f"not delivered after {attempt} attempt(s): {last}")
-
-    def _loop(self) -> None:
-        while True:
-            item = self._q.get()
-            if item is None:
-                return
-            if self._stop.is_set():
-                continue    # close() gave up: drain the rest without sending
-            self._deliver(*item)
+    def _deliver(self, job: Job) -> None:
+        data = json.dumps(self.body(job.event, job.episode, job.wall_time), ensure_ascii=False,
+                          default=str).encode()
+        try:
+            deliver(lambda att: self._post(data, max(0.5, min(self.timeout, att.remaining()))),
+                    self.policy, self._q.stopping)
+        except GaveUp as g:
+            why = " (gave up: shutting down)" if g.why == "stopped" else ""
+            self.on_error(f"{self._q.name}: {job.describe()} not delivered after {g.tries} attempt(s): "
+                          f"{g.last.message}{why}")
 
     def close(self, timeout: float = 5.0) -> None:
-        """Deliver what is queued for at most `timeout` s; then abandon the rest and say so."""
-        deadline = time.monotonic() + timeout
-        try:
-            self._q.put(None, timeout=max(0.0, timeout))
-            queued_sentinel = True
-        except queue.Full:
-            queued_sentinel = False
-        self._thread.join(max(0.0, deadline - time.monotonic()))
-        if not self._thread.is_alive():
-            return
-        self._stop.set()                    # cut back-off waits short; skip what is still queued
-        if not queued_sentinel:
-            with contextlib.suppress(queue.Full):
-                self._q.put(None, timeout=1.0)
-        self._thread.join(self.timeout + 1.0)   # an in-flight POST is bounded by its own timeout
-        self.on_error(f"webhook {_redact_url(self.url)}: shut down with events undelivered")
+        """Deliver what is queued for at most `timeout` s; then name every event not delivered."""
+        self._q.close(timeout)
 
 
 # -- fan-out ------------------------------------------------------------------------------------------
@@ -379,9 +399,16 @@ class Fanout:
                 self.on_error(f"{type(s).__name__}: {e}")
 
     def close(self, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        for s in self.sinks:
+        """Close every sink at the same time (each drains its own queue within `timeout`)."""
+        def close_one(sink: Sink) -> None:
             try:
-                s.close(max(0.5, deadline - time.monotonic()))
+                sink.close(timeout)
             except Exception as e:
-                self.on_error(f"{type(s).__name__}: {e}")
+                self.on_error(f"{type(sink).__name__}: {e}")
+
+        threads = [threading.Thread(target=close_one, args=(s,), name="lkwedge-close", daemon=True)
+                   for s in self.sinks]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout + 10.0)

@@ -26,14 +26,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lkwedge.detect.engine import Detector, Reading, ScanOptions, Stream
 from lkwedge.detect.episodes import Episode
 from lkwedge.live.follow import STDIN_NAME, Follower, LineEvent, Notice
-from lkwedge.live.sinks import ErrorCallback, Sink, format_console
-from lkwedge.output.render import episode_line
-from lkwedge.safe import printable
+from lkwedge.live.sinks import ErrorCallback, Sink
+
+if TYPE_CHECKING:
+    from lkwedge.live.view import View  # the console views live in view.py
 
 LAG_HORIZON = 60.0      # seconds of arrivals (counted back from the newest) that make "recent"
 LAG_SAMPLES = 512
@@ -113,7 +114,7 @@ class _EpState:
 class Watcher:
     """Follow inputs, feed the Detector, prove silence on the wall clock, and fan events out.
 
-    sink: receives ("alert" | "resolved", record, wall_time).  view: the console (see PlainView).
+    sink: receives ("alert" | "resolved", record, wall_time).  view: the console (lkwedge.live.view).
     """
 
     def __init__(self, paths: Sequence[str], options: WatchOptions, sink: Sink, view: View,
@@ -134,6 +135,7 @@ class Watcher:
         self.states: dict[int, _EpState] = {}
         self.stop_event = threading.Event()
         self.interrupted = False
+        self.input_failed = False
 
     # -- main loop -----------------------------------------------------------------------------------
     def run(self) -> int:
@@ -151,6 +153,9 @@ class Watcher:
                 if now >= next_tick:
                     self._tick(now)
                     next_tick = now + opts.tick
+                if not batch and self.follower.failed and self.follower.finished:
+                    self.input_failed = True    # every input ended and one could not be read: exit 2
+                    break
                 if not batch and self.follower.finished:
                     # every input ended (--once, or a pipe that closed): judge on log time, as scan does
                     self._finish_all()
@@ -164,6 +169,8 @@ class Watcher:
         self.stop_event.set()
 
     def exit_code(self) -> int:
+        if self.input_failed:
+            return 2
         summary = self.detector.summary()
         stalled = bool(summary["stalled"]) or bool(summary.get("ghost"))
         return 1 if stalled or any(ep.stalled for ep in self.detector.open_episodes()) else 0
@@ -309,11 +316,11 @@ class Watcher:
         return src.stream if src else None
 
     def _emit(self, event: str, record: dict[str, Any], wall: float) -> None:
-        self.view.event(event, record, wall)
         try:
-            self.sink.emit(event, record, wall)
+            self.sink.emit(event, record, wall)     # sinks first: the console is never in their way
         except Exception as e:          # a sink bug must not stop detection
             self.on_error(f"alert sink failed: {e}")
+        self.view.event(event, record, wall)
 
     def _call_hook(self, fn: Callable[[Episode, dict[str, Any]], None], ep: Episode,
                    record: dict[str, Any]) -> None:
@@ -349,172 +356,3 @@ def _outage(ep: Episode, state: _EpState) -> float:
         span = max(0.0, (ep.end - ep.start).total_seconds())
         return round(max(span, ep.proved_silence_s or 0.0), 3)
     return round(time.monotonic() - state.opened_mono, 3)
-
-
-# -- console views ----------------------------------------------------------------------------------
-
-class View(Protocol):
-    def event(self, event: str, record: dict[str, Any], wall: float) -> None: ...
-    def notice(self, notice: Notice) -> None: ...
-    def error(self, msg: str) -> None: ...
-    def info(self, msg: str) -> None: ...
-    def refresh(self, watcher: Watcher) -> None: ...
-    def close(self) -> None: ...
-
-
-_NOTICE_TEXT = {
-    "missing": "waiting for it to appear", "deleted": "was deleted or renamed; waiting for it to return",
-    "rotated": "was rotated; following the new file", "truncated": "was truncated; reading from its start",
-    "eof": "ended", "opened": "following",
-}
-
-
-def notice_text(n: Notice) -> str:
-    what = _NOTICE_TEXT.get(n.kind, n.kind)
-    if n.kind == "error" or (n.kind == "missing" and "match" in n.detail):
-        what = n.detail
-    return f"{printable(n.source, 200)}: {printable(what, 200)}"
-
-
-class PlainView:
-    """One plain line per alert/resolution on `out`; notices and errors on `err`."""
-
-    def __init__(self, out: TextIO, err: TextIO) -> None:
-        self.out = out
-        self.err = err
-        self._lock = threading.Lock()
-
-    def _write(self, stream: TextIO, line: str) -> None:
-        with self._lock:
-            try:
-                stream.write(line + "\n")
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-
-    def event(self, event: str, record: dict[str, Any], wall: float) -> None:
-        self._write(self.out, format_console(event, record, wall))
-
-    def notice(self, notice: Notice) -> None:
-        if notice.kind in ("eof", "opened") and notice.source != STDIN_NAME:
-            return          # file followed / file finished: not worth a line each
-        if notice.kind == "opened":
-            return
-        self._write(self.err, f"lkwedge: {notice_text(notice)}")
-
-    def error(self, msg: str) -> None:
-        self._write(self.err, f"lkwedge: error: {printable(msg, 500)}")
-
-    def info(self, msg: str) -> None:
-        self._write(self.err, f"lkwedge: {printable(msg, 500)}")
-
-    def refresh(self, watcher: Watcher) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class LiveView(PlainView):
-    """On a terminal: a Rich Live panel of open episodes with countdowns; events print above it."""
-
-    def __init__(self, console: Any, err: TextIO) -> None:
-        from rich.live import Live
-
-        super().__init__(console.file, err)
-        self.console = console
-        self.live = Live(console=console, refresh_per_second=4, transient=True, auto_refresh=False)
-        self.live.start()
-
-    def event(self, event: str, record: dict[str, Any], wall: float) -> None:
-        from rich.text import Text
-
-        line = format_console(event, record, wall)
-        style = "bold red" if event == "alert" else "green"
-        with self._lock:
-            self.live.console.print(Text(line, style=style), soft_wrap=True)
-
-    def notice(self, notice: Notice) -> None:
-        from rich.text import Text
-
-        if notice.kind in ("opened", "eof") and notice.source != STDIN_NAME:
-            return
-        if notice.kind == "opened":
-            return
-        with self._lock:
-            self.live.console.print(Text(f"lkwedge: {notice_text(notice)}", style="dim"), soft_wrap=True)
-
-    def error(self, msg: str) -> None:
-        from rich.text import Text
-
-        with self._lock:
-            self.live.console.print(Text(f"lkwedge: error: {printable(msg, 500)}", style="yellow"),
-                                    soft_wrap=True)
-
-    def info(self, msg: str) -> None:
-        from rich.text import Text
-
-        with self._lock:
-            self.live.console.print(Text(f"lkwedge: {printable(msg, 500)}", style="dim"), soft_wrap=True)
-
-    def refresh(self, watcher: Watcher) -> None:
-        with self._lock:
-            self.live.update(panel(watcher), refresh=True)
-
-    def close(self) -> None:
-        with self._lock:
-            self.live.stop()
-
-
-def panel(watcher: Watcher) -> Any:
-    from rich.panel import Panel
-    from rich.table import Table
-    from rich.text import Text
-
-    window = watcher.options.scan.window
-    rows = watcher.open_rows()
-    table = Table(expand=False, box=None, pad_edge=False)
-    for col in ("where", "key", "room", "state", "open"):
-        table.add_column(col, overflow="fold")
-    for ep, silence, open_s, alerted in sorted(rows, key=lambda r: r[0].id):
-        if silence is None:
-            state = Text("no timestamps", style="yellow")
-        elif alerted or ep.stalled:
-            state = Text(f"STALLED {silence:.0f}s", style="bold red")
-        else:
-            state = Text(f"alert in {max(0.0, window - silence):.1f}s", style="yellow")
-        table.add_row(Text(printable(f"{ep.file}:{ep.line}", 80)), Text(printable(ep.key, 40)),
-                      Text(printable(ep.room or "-", 40)), state, Text(f"{open_s:.0f}s"))
-    n = len(watcher.sources)
-    title = f"lkwedge watch: {len(rows)} open episode(s), {n} input(s), window {window:g}s"
-    return Panel(table if rows else Text("no reconnect in progress", style="dim"), title=title,
-                 title_align="left")
-
-
-# -- summary ----------------------------------------------------------------------------------------
-
-def summary_lines(watcher: Watcher) -> list[str]:
-    """Every episode (closed and still open) as plain, escaped lines, then a totals line."""
-    det = watcher.detector
-    kept = det.episodes()
-    out = [episode_line(ep, 400) for ep in kept]
-    open_rows = watcher.open_rows()
-    for ep, silence, open_s, alerted in open_rows:
-        s = "?" if silence is None else f"{silence:.1f}s"
-        state = "stalled (alerted)" if alerted or ep.stalled else "within the window"
-        out.append(printable(f"{'open':<12} {ep.file}:{ep.line}  key={ep.key}  open for {open_s:.1f}s, "
-                            f"silent {s} of log time, {state}", 400))
-    summ = det.summary()
-    open_stalled = sum(1 for ep, *_ in open_rows if ep.stalled)
-    out.append(f"{summ['episodes']} closed episode(s) in {summ['lines']} line(s) ({summ['files']} input(s)): "
-               f"{summ['stalled']} stalled, {summ.get('ghost', 0)} ghost, {summ['unresolved']} unresolved, "
-               f"{summ['disconnected']} "
-               f"disconnected, {summ['recovered']} recovered; {len(open_rows)} still open "
-               f"({open_stalled} of them stalled)")
-    retired = int(summ["episodes"]) - len(kept)  # type: ignore[call-overload]
-    if retired > 0:
-        out.append(f"note: {retired} older closed episode(s) not listed (only the newest "
-                   f"{watcher.options.keep_closed} per input are kept); the counts include them")
-    for note in summ.get("notes") or []:
-        out.append("note: " + printable(note, 400))
-    return out

@@ -18,9 +18,9 @@ VERDICT_STYLE = {"stalled": "bold red", "unresolved": "yellow", "disconnected": 
 
 
 def write_json(result: ScanResult, out: TextIO) -> None:
-    json.dump({"episodes": [ep.to_dict() for ep in result.episodes], "summary": result.summary}, out,
-              indent=2, ensure_ascii=False)
-    out.write("\n")
+    # one dumps and one write: json.dump with indent writes piece by piece (10x slower on many episodes)
+    out.write(json.dumps({"episodes": [ep.to_dict() for ep in result.episodes], "summary": result.summary},
+                         indent=2, ensure_ascii=False) + "\n")
 
 
 def write_jsonl(result: ScanResult, out: TextIO) -> None:

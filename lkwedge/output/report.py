@@ -190,12 +190,32 @@ def _frame_records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return json.loads(df.to_json(orient="records", date_format="iso", date_unit="ms"))
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def csv_cell(value: str) -> str:
+    """A text cell a spreadsheet will show, not run: control characters (ESC, CR, LF...) escaped as
+    \\xNN, and a leading =, +, -, @ (the start of a formula, e.g. `=HYPERLINK(...)` in a room name)
+    defused with a leading apostrophe, as OWASP advises."""
+    shown = printable(value)
+    return "'" + shown if shown.startswith(FORMULA_START) else shown
+
+
+def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """The episode table with every text column made safe for CSV (numbers and times untouched)."""
+    out = df.copy()
+    for col in ("outcome", "key", "job", "room", "file", "note", "verdict"):
+        if col in out:
+            out[col] = out[col].astype("string").map(csv_cell, na_action="ignore")
+    return out
+
+
 def export(df: pd.DataFrame, summary: dict[str, Any], *, csv: str | None = None, parquet: str | None = None,
            json_path: str | None = None) -> None:
     """Write the requested files. Raises InputError (one line) when a path cannot be written."""
     try:
         if csv:
-            df.to_csv(csv, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
+            csv_safe(df).to_csv(csv, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
         if parquet:
             require_parquet()
             df.to_parquet(parquet, index=False)

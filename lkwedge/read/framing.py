@@ -31,8 +31,15 @@ GZIP_MAGIC = b"\x1f\x8b"
 TOO_LONG = "\x00\x00lkwedge: line too long\x00\x00"
 
 
+TOO_LONG_LINE = TOO_LONG.encode() + b"\n"
+
+
 class LineFramer:
-    """Cuts a byte stream into complete lines; keeps the unfinished last line until its newline."""
+    """Cuts a byte stream into blocks of complete lines; keeps the unfinished last line until its newline.
+
+    Blocks are what the fast reader works on (bytes, never split into lines); `feed`/`finish` give the
+    same lines decoded, for readers that want them one by one.
+    """
 
     def __init__(self, max_line: int = DEFAULT_MAX_LINE) -> None:
         self.max_line = max_line
@@ -44,50 +51,78 @@ class LineFramer:
         """Bytes of an unfinished line held back."""
         return len(self._carry)
 
-    def feed(self, data: bytes) -> list[str]:
-        lines: list[str] = []
+    def feed_block(self, data: bytes) -> bytes:
+        """The complete lines that ``data`` finishes, each ending in ``\\n`` (one new bytes object)."""
+        return b"".join(buf[start:end] for buf, start, end in self.feed_spans(data))
+
+    def feed_spans(self, data: bytes) -> list[tuple[bytes, int, int]]:
+        """The complete lines that ``data`` finishes, as (buffer, start, end) spans of whole lines each
+        ending in ``\\n``, mostly ``data`` itself (nothing copied); a line longer than max_line becomes
+        `TOO_LONG_LINE`. Linear: a long line is never copied or searched twice."""
+        out: list[tuple[bytes, int, int]] = []
+        start = 0
         if self._skipping:
             nl = data.find(b"\n")
             if nl < 0:
-                return lines
-            lines.append(TOO_LONG)
-            data = data[nl + 1:]
+                return out
+            out.append((TOO_LONG_LINE, 0, len(TOO_LONG_LINE)))
+            start = nl + 1
             self._skipping = False
-        buf = self._carry + data if self._carry else data
-        cut = buf.rfind(b"\n")
+        cut = data.rfind(b"\n", start)
         if cut < 0:
-            self._hold(buf)
-            return lines
-        lines.extend(self._decode(buf[:cut]))
-        self._hold(buf[cut + 1:])
-        return lines
+            size = len(self._carry) + len(data) - start
+            self._hold(self._carry + data[start:] if size <= self.max_line else None)
+            return out
+        if self._carry:
+            first = data.find(b"\n", start)
+            line = TOO_LONG_LINE if len(self._carry) + first - start > self.max_line \
+                else self._carry + data[start:first + 1]
+            out.append((line, 0, len(line)))
+            start, self._carry = first + 1, b""
+        if cut + 1 - start > self.max_line:  # only then can a line inside it be too long
+            body = self._cut_long(data[start:cut + 1])
+            out.append((body, 0, len(body)))
+        elif cut + 1 > start:
+            out.append((data, start, cut + 1))
+        rest = len(data) - cut - 1
+        self._hold(data[cut + 1:] if rest <= self.max_line else None)
+        return out
 
-    def finish(self) -> list[str]:
+    def finish_block(self) -> bytes:
         """End of input: the unfinished last line, if any, is a line too."""
         if self._skipping:
             self._skipping = False
-            return [TOO_LONG]
-        if not self._carry:
-            return []
+            return TOO_LONG_LINE
         rest, self._carry = self._carry, b""
-        return self._decode(rest)
+        return rest + b"\n" if rest else b""
 
-    def _hold(self, rest: bytes) -> None:
-        if len(rest) > self.max_line:
+    def feed(self, data: bytes) -> list[str]:
+        return split_lines(self.feed_block(data))
+
+    def finish(self) -> list[str]:
+        return split_lines(self.finish_block())
+
+    def _hold(self, rest: bytes | None) -> None:
+        if rest is None:
             self._carry, self._skipping = b"", True
         else:
             self._carry = rest
 
-    def _decode(self, block: bytes) -> list[str]:
-        text = block.decode("utf-8", "replace")
-        if "\r" in text:
-            text = text.replace("\r\n", "\n")
-            if text.endswith("\r"):
-                text = text[:-1]
-        lines = text.split("\n")
-        if len(text) > self.max_line:  # only then can one of them be too long
-            lines = [TOO_LONG if len(line) > self.max_line else line for line in lines]
-        return lines
+    def _cut_long(self, body: bytes) -> bytes:
+        lines = body.split(b"\n")
+        return b"\n".join(TOO_LONG.encode() if len(line) > self.max_line else line for line in lines)
+
+
+def split_lines(block: bytes) -> list[str]:
+    """A block of complete lines as text lines (CRLF ends dropped, bad UTF-8 as U+FFFD)."""
+    if not block:
+        return []
+    text = block.decode("utf-8", "replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    lines = text.split("\n")
+    lines.pop()  # the block ends with "\n"
+    return lines
 
 
 def is_gzip(head: bytes) -> bool:
