@@ -70,7 +70,7 @@ class Episode:
     # ghost rooms, SDK fingerprint and advice (lkwedge.detect.ghost, fingerprint, advice)
     ghost: bool = False
     confidence: str | None = None  # "high" | "medium" for a ghost
-    ghost_lines: list[int] = field(default_factory=list)  # the evidence lines that make it a ghost
+    ghost_lines: tuple[int, ...] = ()  # the evidence lines that make it a ghost
     sdk: dict[str, object] | None = None
     advice: str = ""
     restarted: bool = False

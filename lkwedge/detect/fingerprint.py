@@ -288,6 +288,8 @@ class Fingerprinter:
         self.basis: list[str] = []
         self.conflicts: list[str] = []
         self._seen: set[str] = set()
+        self._cached: SdkGuess | None = None
+        self._cached_dict: dict[str, object] | None = None
 
     def observe(self, pattern_id: str, message: str, text: str, groups: dict[str, str],
                 first_attempt: bool = False) -> None:
@@ -331,10 +333,12 @@ class Fingerprinter:
         matching = [b for b in pool if line in b.lines.get(column, ())]
         if not matching:
             known = any(line in b.lines.get(column, ()) for b in self.table.bands)
+            self._cached = None
             self.conflicts.append(f"line :{line}: of {column} "
                                   + ("contradicts earlier lines" if known else "is not in the table"))
             return
         self.bands = matching
+        self._cached = None
         self.basis.append(f":{line}: {column.replace('_', ' ')}")
 
     def _constrain(self, rng: tuple[Version, Version], why: str) -> None:
@@ -343,9 +347,11 @@ class Fingerprinter:
         self._seen.add(why)
         new = rng if self.ffi is None else _intersect(self.ffi, rng)
         if new is None:
+            self._cached = None
             self.conflicts.append(f"{why} contradicts earlier evidence")
             return
         self.ffi = new
+        self._cached = None
         self.basis.append(why)
 
     def _constrain_rtc(self, rng: tuple[Version, Version], why: str) -> None:
@@ -355,13 +361,27 @@ class Fingerprinter:
         pool = self.bands if self.bands is not None else list(self.table.bands)
         matching = [b for b in pool if _intersect(b.rtc, rng) is not None]
         if not matching:
+            self._cached = None
             self.conflicts.append(f"{why} contradicts earlier evidence")
             return
         self.bands = matching
         self.rtc = rng if self.rtc is None else (_intersect(self.rtc, rng) or self.rtc)
+        self._cached = None
         self.basis.append(why)
 
     def guess(self) -> SdkGuess:
+        """What the evidence says; computed again only after new evidence (episodes share it)."""
+        if self._cached is None:
+            self._cached = self._guess()
+            self._cached_dict = self._cached.to_dict()
+        return self._cached
+
+    def guess_dict(self) -> dict[str, object] | None:
+        """`guess().to_dict()`, one shared object per state of the evidence (treat it as read-only)."""
+        self.guess()
+        return self._cached_dict
+
+    def _guess(self) -> SdkGuess:
         ffi = self.ffi
         bands = self.bands
         if bands is not None:

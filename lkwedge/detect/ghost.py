@@ -88,7 +88,7 @@ class GhostTracker:
                 if watch is not None:
                     watch.support.append(hit.line)
                 else:
-                    target.ghost_lines.append(hit.line)
+                    target.ghost_lines = (*target.ghost_lines, hit.line)
             return True
         if role == "activity":
             self.media_seen = True
@@ -156,11 +156,11 @@ class GhostTracker:
         if watch is None:
             episode.confidence = "high"  # the version proves the SDK never reports the give-up
             give_up = [e.line for e in episode.evidence if e.pattern == "give-up"]
-            episode.ghost_lines = give_up + episode.ghost_lines
+            episode.ghost_lines = (*give_up, *episode.ghost_lines)
         else:
             support = watch.support + [n for n in episode.ghost_lines if n not in watch.support]
             episode.confidence = "high" if support or episode.restarted else "medium"
-            episode.ghost_lines = [watch.line, *support]
+            episode.ghost_lines = (watch.line, *support)
         if line is not None and text is not None:
             episode.evidence.append(Evidence(line, now, "clock", text[:600]))
         if self.book.open.get(episode.key) is episode:
@@ -176,7 +176,7 @@ class GhostTracker:
     def annotate(self, episode: Episode) -> None:
         """Set the sdk, the ghost note and the advice of a finished episode."""
         guess = self.sdk.guess()
-        episode.sdk = guess.to_dict()
+        episode.sdk = self.sdk.guess_dict()
         gave_up = episode.gave_up
         if episode.ghost:
             episode.note = self._ghost_note(episode, guess.label())
