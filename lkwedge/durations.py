@@ -1,21 +1,28 @@
 """Durations such as ``20s``, ``1m30s``, ``500ms`` or ``20`` (seconds), for options and config files.
 
-A small pyparsing grammar: it runs once per option, never per log line.
+A small pyparsing grammar: it runs once per option given as text, never per log line, and is built
+(pyparsing imported) only then, so a command run with default options does not pay for it.
 """
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import click
-import pyparsing as pp
 
 from lkwedge.errors import InputError
 
 _UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
-_number = pp.Regex(r"\d+(?:\.\d+)?").set_parse_action(lambda t: float(t[0]))
-_unit = pp.one_of("ms sec min s m h")
-_part = pp.Group(_number + _unit)
-_grammar = (pp.OneOrMore(_part) | _number) + pp.StringEnd()
+
+@functools.cache
+def _grammar() -> Any:
+    import pyparsing as pp
+
+    number = pp.Regex(r"\d+(?:\.\d+)?").set_parse_action(lambda t: float(t[0]))
+    part = pp.Group(number + pp.one_of("ms sec min s m h"))
+    return (pp.OneOrMore(part) | number) + pp.StringEnd()
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -23,8 +30,10 @@ def parse_duration(text: str | float | int) -> float:
     if isinstance(text, int | float):
         value = float(text)
     else:
+        import pyparsing as pp
+
         try:
-            parsed = _grammar.parse_string(text.strip().lower(), parse_all=True)
+            parsed = _grammar().parse_string(text.strip().lower(), parse_all=True)
         except pp.ParseException:
             raise InputError(f"not a duration: {text!r} (try 20s, 1m30s, 500ms)") from None
         if len(parsed) == 1 and isinstance(parsed[0], float):

@@ -31,3 +31,24 @@ def write(tmp_path: Path):
         return path
 
     return _write
+
+
+def feed_in_pieces(data: bytes, rnd, sizes: tuple[int, ...], options=None, name: str = "<stdin>"):
+    """Bytes as a pipe delivers them to `watch`: random-sized pieces, each cut into lines as it comes,
+    fed line by line through the detector's str API. Returns the finished Detector."""
+    from lkwedge.detect.engine import Detector, ScanOptions
+    from lkwedge.read.framing import LineFramer
+
+    detector = Detector(options or ScanOptions())
+    stream = detector.stream(name)
+    framer = LineFramer(detector.options.max_line)
+    lineno, pos = 1, 0
+    while pos < len(data):
+        size = rnd.choice(sizes)
+        lines = framer.feed(data[pos:pos + size])
+        detector.feed_lines(stream, lineno, lines)
+        lineno += len(lines)
+        pos += size
+    detector.feed_lines(stream, lineno, framer.finish())
+    detector.finish(stream)
+    return detector

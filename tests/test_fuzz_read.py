@@ -12,11 +12,11 @@ import gzip
 import random
 from pathlib import Path
 
+from conftest import feed_in_pieces
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lkwedge.detect.engine import Detector, ScanOptions
-from lkwedge.read.framing import LineFramer
+from lkwedge.detect.engine import ScanOptions
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -71,19 +71,8 @@ def inputs(draw: st.DrawFn) -> bytes:
 
 
 def _run(data: bytes, seed: int, max_line: int) -> dict:
-    detector = Detector(ScanOptions(window=20.0, max_line=max_line))
-    stream = detector.stream("fuzz")
-    framer = LineFramer(max_line)
-    rnd = random.Random(seed)
-    lineno, pos = 1, 0
-    while pos < len(data):
-        size = rnd.choice([1, 5, 64, 4096, 1 << 16])
-        lines = framer.feed(data[pos:pos + size])
-        detector.feed_lines(stream, lineno, lines)
-        lineno += len(lines)
-        pos += size
-    detector.feed_lines(stream, lineno, framer.finish())
-    detector.finish(stream)
+    detector = feed_in_pieces(data, random.Random(seed), (1, 5, 64, 4096, 1 << 16),
+                              ScanOptions(window=20.0, max_line=max_line), "fuzz")
     for episode in detector.episodes():
         episode.to_dict()
     return detector.summary()

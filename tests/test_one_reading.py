@@ -221,3 +221,37 @@ def test_a_stall_proved_on_the_wall_clock_stays_the_final_word() -> None:
     assert episode["silence_s"] >= 2.0, episode
     assert "proved live on the wall clock" in episode["note"]
     assert proc.returncode == 1
+
+
+def test_a_live_watcher_survives_odd_lines_and_still_reports_its_wedge() -> None:
+    """Issue 9, item 1: the bad line arrives while a real wedge is open; the watcher keeps going."""
+    proc = subprocess.Popen([sys.executable, "-m", "lkwedge", "watch", "--window", "2s", "-"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdin is not None
+    proc.stdin.write(f"{_stamp(0)}  WARN livekit::rtc_engine: {CLOSE}\n"
+                     f"{_stamp(0)} ERROR livekit::rtc_engine: resuming connection... attempt: 0\n"
+                     "[9999-12-31T23:00:00Z INFO  livekit::rtc_engine] resuming connection failed: x\n"
+                     '{"message": "x", "level": "INFO", "timestamp": 1e20}\n'
+                     '{"message": ' + "[" * 50_000 + "]" * 50_000 + "}\n")
+    proc.stdin.flush()
+    time.sleep(4.0)
+    assert proc.poll() is None, "the watcher died on a line"
+    proc.send_signal(2)
+    out, err = proc.communicate(timeout=20)
+    assert "ALERT stalled <stdin>:1" in out, (out, err)
+    assert "Traceback" not in err
+
+
+def test_a_line_longer_than_max_line_is_counted_and_the_episode_around_it_found(tmp_path: Path) -> None:
+    log = tmp_path / "long.log"
+    with log.open("w") as fh:
+        fh.write('[2026-05-01T10:00:00Z WARN  livekit::rtc_engine] ' + CLOSE + '\n')
+        fh.write("[2026-05-01T10:00:01Z INFO  app] " + "x" * (3 << 20) + "\n")
+        fh.write('[2026-05-01T10:00:02Z ERROR livekit::rtc_engine] resuming connection... attempt: 0\n'
+                 '[2026-05-01T10:00:40Z INFO  livekit::rtc_engine] RtcEngine successfully recovered\n')
+    for how in ("file", "stdin"):
+        proc = run_lkwedge("scan", "--format", "json", *(["-"] if how == "stdin" else [str(log)]),
+                           stdin=log.read_text() if how == "stdin" else None)
+        report = _json(proc)
+        assert report["summary"]["unparsed_reasons"] == {"too long": 1}, how
+        assert [(e["verdict"], e["silence_s"]) for e in report["episodes"]] == [("stalled", 38.0)], how

@@ -17,12 +17,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import feed_in_pieces
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lkwedge.detect.engine import Detector, ScanOptions, ScanResult, scan
+from lkwedge.detect.engine import ScanResult, scan
 from lkwedge.output.render import write_json
-from lkwedge.read.framing import LineFramer
 
 CLOSE = 'received session close: "signal client closed: \\"ping timeout\\"" UnknownReason Resume'
 FWD = "livekit::rtc_engine:474:livekit::rtc_engine - "
@@ -111,18 +111,7 @@ def _strip_name(text: str, name: str) -> str:
 
 def _pieces(data: bytes, rnd: random.Random) -> ScanResult:
     """The bytes as a pipe delivers them to `watch`: random-sized pieces, each cut into lines as it comes."""
-    detector = Detector(ScanOptions())
-    stream = detector.stream("<stdin>")
-    framer = LineFramer()
-    lineno, pos = 1, 0
-    while pos < len(data):
-        size = rnd.choice([1, 13, 997, 65536, 65536, 65536])
-        lines = framer.feed(data[pos:pos + size])
-        detector.feed_lines(stream, lineno, lines)
-        lineno += len(lines)
-        pos += size
-    detector.feed_lines(stream, lineno, framer.finish())
-    detector.finish(stream)
+    detector = feed_in_pieces(data, rnd, (1, 13, 997, 65536, 65536, 65536))
     return ScanResult(detector.episodes(), detector.summary())
 
 

@@ -28,7 +28,31 @@ EXIT_INTERNAL = 70
 ISSUES_URL = "https://github.com/lkwedge/lkwedge/issues"
 
 
+#: one-line help for `lkwedge --help`, so listing the commands imports none of them (pandas, aiohttp...)
+COMMAND_HELP = {
+    "scan": "Explain every reconnect episode in saved logs (files, .gz, or stdin).",
+    "watch": "Watch live logs and alert the moment a reconnect stalls.",
+    "evict": "Remove a participant from a room (RoomService.RemoveParticipant), safely.",
+    "check": "Pass or fail a CI build on its saved LiveKit logs.",
+    "report": "Summarize reconnect episodes for a postmortem, with CSV/Parquet/JSON/HTML exports.",
+}
+
+
 class LazyGroup(click.Group):
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            short = COMMAND_HELP.get(name)
+            if short is None:
+                command = self.get_command(ctx, name)
+                if command is None or command.hidden:
+                    continue
+                short = command.get_short_help_str(formatter.width - 6 - len(name))
+            rows.append((name, short))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         available = [name for name, module in COMMAND_MODULES.items() if importlib.util.find_spec(module)]
         return sorted(set(super().list_commands(ctx)) | set(available))

@@ -10,7 +10,13 @@ from typing import Any
 import click
 
 from lkwedge.cli import main
-from lkwedge.cli.common import input_options, paths_or_stdin, run_guarded, scan_options_from
+from lkwedge.cli.common import (
+    input_options,
+    jobs_option,
+    paths_or_stdin,
+    run_guarded,
+    scan_options_from,
+)
 from lkwedge.config import FAIL_ON_CHOICES
 from lkwedge.detect.engine import scan
 from lkwedge.durations import DURATION
@@ -49,10 +55,11 @@ def _github_path(file: str) -> str:
 @click.option("--github/--no-github", default=None,
               help="Print ::error annotations for GitHub Actions (marks the log line in the PR view).")
 @input_options
+@jobs_option
 def check_command(paths: tuple[str, ...], max_stalls: int | None, max_ghosts: int | None,
                   max_silence: float | None, fail_on: tuple[str, ...], expect_recovered: int | None,
                   junit_path: str | None, github: bool | None, window: float, date: Any,
-                  patterns: tuple[Path, ...], tz: str, max_jump: float, max_line: int) -> None:
+                  patterns: tuple[Path, ...], tz: str, max_jump: float, max_line: int, jobs: int) -> None:
     """Pass or fail a CI build on its saved LiveKit logs.
 
     Exit 0 when every assertion holds, 1 when one failed (one line each), 2 on a usage or input error.
@@ -71,7 +78,7 @@ def check_command(paths: tuple[str, ...], max_stalls: int | None, max_ghosts: in
     annotate = bool(github)
     scan_opts = scan_options_from(window, date, patterns, tz, max_jump, max_line)
 
-    result = run_guarded(lambda: scan(paths, scan_opts))
+    result = run_guarded(lambda: scan(paths, scan_opts, jobs=jobs))
     outcome = run_checks(result, options)
 
     s = result.summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +34,7 @@ def _keep_ghost_window(ctx: click.Context, _param: click.Parameter, value: float
 def input_options(command: F) -> F:
     """How logs are read: the same options for scan, watch, check and report."""
     options = [
-        click.option("--window", type=DURATION, default="20s", show_default=True,
+        click.option("--window", type=DURATION, default=20.0, show_default="20s",
                      help="Log time without progress after which an episode is stalled."),
         click.option("--ghost-window", type=DURATION, default="10s", show_default=True,
                      expose_value=False, callback=_keep_ghost_window,
@@ -43,7 +44,7 @@ def input_options(command: F) -> F:
                      help="Date for time-only lines when no dated line precedes them."),
         click.option("--tz", default="UTC", show_default=True, metavar="ZONE",
                      help="Zone of timestamps printed without one (UTC, +02:00, Europe/Berlin)."),
-        click.option("--max-jump", type=DURATION, default="1h", show_default=True,
+        click.option("--max-jump", type=DURATION, default=3600.0, show_default="1h",
                      help="A time this far from the log's clock, with no later line agreeing, is a glitch: "
                           "counted, never moving the clock."),
         click.option("--max-line", type=click.IntRange(min=1024), default=DEFAULT_MAX_LINE, show_default=True,
@@ -57,6 +58,14 @@ def input_options(command: F) -> F:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def jobs_option(command: F) -> F:
+    """--jobs: how many processes read files at once (scan, check, report)."""
+    return click.option("--jobs", "-j", type=click.IntRange(min=1), default=os.cpu_count() or 1,
+                        show_default="all cores",
+                        help="Read this many files at once (one process each); output keeps input order.",
+                        )(command)
 
 
 def scan_options_from(window: float, date: object, patterns: tuple[Path, ...], tz: str = "UTC",

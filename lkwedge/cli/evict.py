@@ -31,9 +31,9 @@ from lkwedge.errors import InputError
 @click.option("--api-key", default=None, help="API key [default: $LIVEKIT_API_KEY].")
 @click.option("--api-secret", default=None,
               help="API secret [default: $LIVEKIT_API_SECRET; prefer the variable: flags show in ps].")
-@click.option("--retry-for", type=DURATION, default="30s", show_default=True,
+@click.option("--retry-for", type=DURATION, default=30.0, show_default="30s",
               help="Keep retrying 5xx, timeouts and refused connections this long.")
-@click.option("--timeout", "request_timeout", type=DURATION, default="10s", show_default=True,
+@click.option("--timeout", "request_timeout", type=DURATION, default=10.0, show_default="10s",
               help="Timeout of each request.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def evict_command(room: str | None, room_id: str | None, identity: str | None, job: str | None,

@@ -23,7 +23,7 @@ def fleet_options(command: Any) -> Any:
         click.option("--alertmanager", metavar="URL", multiple=True,
                      help="Push alerts to this Alertmanager (POST URL/api/v2/alerts), re-sent while open "
                           "and resolved when the episode ends. Repeat for each member of an HA cluster."),
-        click.option("--alertmanager-resend", type=DURATION, default="1m", show_default=True,
+        click.option("--alertmanager-resend", type=DURATION, default=60.0, show_default="1m",
                      help="How often open alerts are re-sent (each is valid for 4 times this)."),
         click.option("--alert-label", metavar="KEY=VALUE", multiple=True,
                      help="A static label on every pushed alert (e.g. cluster=eu-1); instance= and "

@@ -12,7 +12,13 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from lkwedge.cli import main
-from lkwedge.cli.common import input_options, paths_or_stdin, run_guarded, scan_options_from
+from lkwedge.cli.common import (
+    input_options,
+    jobs_option,
+    paths_or_stdin,
+    run_guarded,
+    scan_options_from,
+)
 from lkwedge.detect.engine import ScanOptions, ScanResult, scan
 from lkwedge.errors import InputError
 from lkwedge.output.report import build, export, print_summary, require_parquet
@@ -20,10 +26,10 @@ from lkwedge.output.report_html import render_html
 from lkwedge.safe import printable
 
 
-def _scan_with_progress(paths: tuple[str, ...], options: ScanOptions) -> ScanResult:
+def _scan_with_progress(paths: tuple[str, ...], options: ScanOptions, jobs: int) -> ScanResult:
     """A progress bar on stderr only when a person is watching it (a TTY); never in pipes or CI logs."""
     if not sys.stderr.isatty():
-        return scan(paths, options)
+        return scan(paths, options, jobs=jobs)
     progress = Progress(TextColumn("scanning"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
                         console=Console(stderr=True), transient=True)
     task = progress.add_task("scan", total=None)
@@ -32,7 +38,7 @@ def _scan_with_progress(paths: tuple[str, ...], options: ScanOptions) -> ScanRes
         progress.update(task, completed=done, total=total or None)
 
     with progress:
-        return scan(paths, options, on_progress=on_progress)
+        return scan(paths, options, on_progress=on_progress, jobs=jobs)
 
 
 def _write(path: str, what: str, action: Callable[[], Any]) -> None:
@@ -53,9 +59,11 @@ def _write(path: str, what: str, action: Callable[[], Any]) -> None:
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
               help="Write a self-contained HTML report (no network): summary, timelines, sortable table.")
 @input_options
+@jobs_option
 def report_command(paths: tuple[str, ...], csv_path: str | None, parquet_path: str | None,
                    json_path: str | None, html_path: str | None, window: float, date: Any,
-                   patterns: tuple[Path, ...], tz: str, max_jump: float, max_line: int) -> None:
+                   patterns: tuple[Path, ...], tz: str, max_jump: float, max_line: int,
+                   jobs: int) -> None:
     """Summarize reconnect episodes for a postmortem: verdicts, silences, worst jobs and rooms, time of day.
 
     Prints the summary; exports the episode table on request. Exit 0, or 2 on a usage or input error
@@ -69,7 +77,7 @@ def report_command(paths: tuple[str, ...], csv_path: str | None, parquet_path: s
     options = scan_options_from(window, date, patterns, tz, max_jump, max_line)
     if parquet_path:
         run_guarded(require_parquet)  # before a long scan, not after it
-    result = run_guarded(lambda: _scan_with_progress(paths, options))
+    result = run_guarded(lambda: _scan_with_progress(paths, options, jobs))
     df, summary = build(result)
 
     run_guarded(lambda: export(df, summary, csv=csv_path, parquet=parquet_path, json_path=json_path))

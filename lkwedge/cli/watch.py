@@ -57,7 +57,7 @@ def _evict_options(command: Any) -> Any:
 @main.command("watch")
 @click.argument("paths", nargs=-1)
 @input_options
-@click.option("--max-lag", type=DURATION, default="10s", show_default=True,
+@click.option("--max-lag", type=DURATION, default=10.0, show_default="10s",
               help="Most delivery lag (buffering) forgiven before wall-clock silence counts as log time.")
 @click.option("--from-start", is_flag=True, help="Read files from their beginning (default: from their end).")
 @click.option("--once", is_flag=True,

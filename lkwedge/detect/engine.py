@@ -45,7 +45,7 @@ from lkwedge.read.framing import (
     read_chunks,
     split_lines,
 )
-from lkwedge.read.sources import describe
+from lkwedge.read.sources import Input, describe
 
 SNIFF_LINES = 400
 TAIL_LINES = 64  # the end of a one-record-per-line input is searched this far back for its last time
@@ -116,6 +116,62 @@ class Stream:
     def clock_now(self) -> dt.datetime | None:
         return self.clock.now
 
+    def stats(self) -> StreamStats:
+        notes: list[str] = []
+        if self.reversed:
+            notes.append(f"{self.name}: newest-first order detected; read oldest-first")
+        if self.clock.date_source:
+            notes.append(f"{self.name}: time-only lines dated {self.clock.date_source}")
+        zones = self.clock.mixed_zones()
+        if zones:
+            notes.append(f"{self.name}: {zones}")
+        clock = self.clock.stats
+        return StreamStats(self.lines, Counter(self.unparsed), Counter(self.book.verdicts),
+                           len(self.book.open), clock.out_of_order, clock.clock_jumps, clock.bad_times,
+                           self.duplicates, notes, {self.name: self.book.ghosts.sdk.guess_dict()})
+
+
+@dataclass
+class StreamStats:
+    """What one input contributes to the summary (picklable: `scan --jobs` sends it between processes)."""
+
+    lines: int
+    unparsed: Counter[str]
+    verdicts: Counter[str]
+    open: int
+    out_of_order: int
+    clock_jumps: int
+    bad_times: int
+    duplicates: int
+    notes: list[str]
+    sdk: dict[str, dict[str, object] | None] = field(default_factory=dict)  # input -> its SDK guess
+
+
+def summarize(streams: Sequence[StreamStats], window: float) -> dict[str, object]:
+    verdicts: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    for stream in streams:
+        verdicts.update(stream.verdicts)
+        reasons.update(stream.unparsed)
+    lines = sum(s.lines for s in streams)
+    return {
+        "files": len(streams),
+        "lines": lines,
+        "records": lines - sum(reasons.values()),
+        "unparsed": sum(reasons.values()),
+        "unparsed_reasons": dict(sorted(reasons.items())),
+        "episodes": sum(verdicts.values()),
+        **{verdict: verdicts[verdict] for verdict in VERDICTS},
+        "open": sum(s.open for s in streams),
+        "window_s": window,
+        "out_of_order": sum(s.out_of_order for s in streams),
+        "clock_jumps": sum(s.clock_jumps for s in streams),
+        "bad_times": sum(s.bad_times for s in streams),
+        "duplicates": sum(s.duplicates for s in streams),
+        "notes": [note for s in streams for note in s.notes],
+        "sdk": {name: guess for s in streams for name, guess in s.sdk.items()},
+    }
+
 
 class Detector:
     def __init__(self, options: ScanOptions | None = None, listener: Listener | None = None,
@@ -145,7 +201,7 @@ class Detector:
             self.feed_block(stream, first_lineno, ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"))
 
     def feed_block(self, stream: Stream, first_lineno: int, block: bytes, start: int = 0,
-                   end: int | None = None) -> int:
+                   end: int | None = None, candidates: list[Candidate] | None = None) -> int:
         """Consecutive complete lines as bytes, each ending in ``\\n``: ``block[start:end]`` (what
         `LineFramer.feed_spans` gives, read in place), numbered from ``first_lineno``. Any cut into
         blocks gives the same answer. Returns the number of lines."""
@@ -160,7 +216,7 @@ class Detector:
             if stream.reading is Reading.UNDECIDED and stream.buffered_lines >= SNIFF_LINES:
                 self.decide(stream)
             return count
-        return self._read(stream, first_lineno, block, start, end)
+        return self._read(stream, first_lineno, block, start, end, candidates)
 
     def decide(self, stream: Stream) -> None:
         """Pick the stream's reading from its first lines (called by itself after SNIFF_LINES lines, at
@@ -231,51 +287,17 @@ class Detector:
         return sorted(found, key=lambda ep: (order.get(ep.file, 0), ep.line))
 
     def summary(self) -> dict[str, object]:
-        totals: Counter[str] = Counter()
-        for stream in self.streams:
-            totals.update(stream.book.verdicts)
-        counts = {verdict: totals[verdict] for verdict in VERDICTS}
-        reasons: Counter[str] = Counter()
-        for stream in self.streams:
-            reasons.update(stream.unparsed)
-        return {
-            "files": len(self.streams),
-            "lines": sum(s.lines for s in self.streams),
-            "records": sum(s.lines for s in self.streams) - sum(reasons.values()),
-            "unparsed": sum(reasons.values()),
-            "unparsed_reasons": dict(sorted(reasons.items())),
-            "episodes": sum(totals.values()),
-            **counts,
-            "open": len(self.open_episodes()),
-            "window_s": self.options.window,
-            "out_of_order": sum(s.clock.stats.out_of_order for s in self.streams),
-            "clock_jumps": sum(s.clock.stats.clock_jumps for s in self.streams),
-            "bad_times": sum(s.clock.stats.bad_times for s in self.streams),
-            "duplicates": sum(s.duplicates for s in self.streams),
-            "notes": self.notes(),
-            "sdk": {s.name: s.book.ghosts.sdk.guess().to_dict() for s in self.streams},
-        }
-
-    def notes(self) -> list[str]:
-        notes: list[str] = []
-        for stream in self.streams:
-            if stream.reversed:
-                notes.append(f"{stream.name}: newest-first order detected; read oldest-first")
-            if stream.clock.date_source:
-                notes.append(f"{stream.name}: time-only lines dated {stream.clock.date_source}")
-            zones = stream.clock.mixed_zones()
-            if zones:
-                notes.append(f"{stream.name}: {zones}")
-        return notes
+        return summarize([stream.stats() for stream in self.streams], self.options.window)
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _read(self, stream: Stream, first_lineno: int, block: bytes, start: int, end: int) -> int:
+    def _read(self, stream: Stream, first_lineno: int, block: bytes, start: int, end: int,
+              candidates: list[Candidate] | None = None) -> int:
         if stream.reading is Reading.MULTI_LINE:
             lines = split_lines(block[start:end])
             self._read_lines(stream, first_lineno, lines)
             return len(lines)
-        return self._read_block(stream, first_lineno, block, start, end)
+        return self._read_block(stream, first_lineno, block, start, end, candidates)
 
     def _read_lines(self, stream: Stream, first_lineno: int, lines: Sequence[str]) -> None:
         """Records that may span lines: every line is assembled and examined."""
@@ -287,12 +309,13 @@ class Detector:
             for item in stream.assembler.push(lineno, text):
                 self._examine(stream, item.line, item.text, item.record)
 
-    def _read_block(self, stream: Stream, first_lineno: int, buf: bytes, start: int, end: int) -> int:
+    def _read_block(self, stream: Stream, first_lineno: int, buf: bytes, start: int, end: int,
+                    found: list[Candidate] | None = None) -> int:
         """One record per line, ``buf[start:end]`` read in place: examine only the lines holding a
         pattern literal (and the first dated line); count the others, and parse only those whose start
         fits no known shape. Each byte is visited by three passes of C code: the literal automaton,
         the odd-line-start regex and the newline count."""
-        candidates = self.prefilter.candidates(buf, start, end)
+        candidates = self.prefilter.candidates(buf, start, end) if found is None else found
         anchor_at = stream.anchor_line - first_lineno
         anchor = _line_start(buf, start, end, anchor_at) if stream.anchor_line and anchor_at >= 0 else -1
         if anchor >= 0 and all(c.start != anchor for c in candidates):
@@ -317,7 +340,7 @@ class Detector:
             record = parse_line(text)
             if not record.parsed:
                 stream.unparsed[record.reason or "unknown format"] += 1
-            self._examine(stream, lineno, text, record)
+            self._examine(stream, lineno, text, record, candidate.literals)
         count = lineno - first_lineno + buf.count(b"\n", position, end)
         stream.lines += count
         stream.tail.extend(_last_lines(buf, start, end, first_lineno + count))
@@ -356,7 +379,8 @@ class Detector:
 
     # -- one record ------------------------------------------------------------------------------
 
-    def _examine(self, stream: Stream, lineno: int, text: str, record: Record) -> None:
+    def _examine(self, stream: Stream, lineno: int, text: str, record: Record,
+                 literals: set[int] | None = None) -> None:
         stream.last_examined = max(stream.last_examined, lineno)
         if stream.bare is not None and lineno - stream.bare.hit.line > DUP_LINES:
             self._release_bare(stream)
@@ -369,8 +393,8 @@ class Detector:
             stream.book.note_open(f"ignored a clock jump at line {lineno}")
         if when is not None:
             stream.last_record_time = when
-        if self.patterns.is_candidate(record.message):
-            match = self.patterns.match(record.message, record.level)
+        if literals or (literals is None and self.patterns.is_candidate(record.message)):
+            match = self.patterns.match(record.message, record.level, literals)
             if match is not None:
                 self._on_match(stream, Hit(match, "", lineno, when, text, record.job, record.pid, record.room,
                                            record.room_id, message=record.message), record)
@@ -450,26 +474,73 @@ ProgressCallback = Callable[[int, int], None]
 
 def scan(paths: Sequence[str], options: ScanOptions | None = None,
          on_progress: ProgressCallback | None = None, listener: Listener | None = None,
-         on_error: Callable[[str], None] | None = None) -> ScanResult:
-    """Read saved logs to the end and return every episode with its verdict."""
-    detector = Detector(options, listener)
+         jobs: int = 1) -> ScanResult:
+    """Read saved logs to the end and return every episode with its verdict. With ``jobs`` > 1 and
+    several files (and no listener), files are read by that many processes; results keep input order."""
+    options = options or ScanOptions()
     inputs = [describe(path) for path in paths]  # fail fast on a missing file, before any output
     total = sum(source.size or 0 for source in inputs)
+    files = [source for source in inputs if source.path is not None]
+    if jobs > 1 and len(files) > 1 and len(files) == len(inputs) and listener is None:
+        return _scan_in_processes(inputs, options, on_progress, total, jobs)
+    detector = Detector(options, listener)
     done = 0
     for source in inputs:
-        stream = detector.stream(source.name, source.mtime)
-        framer = LineFramer(detector.options.max_line)
-        lineno = 1
-        with open_binary(source.path, source.name) as binary:
-            for data in read_chunks(binary, source.name, CHUNK):
-                for buf, start, end in framer.feed_spans(data):
-                    lineno += detector.feed_block(stream, lineno, buf, start, end)
-                if on_progress is not None:
-                    on_progress(done + min(source.size or 0, _tell(binary)), total)
-        detector.feed_block(stream, lineno, framer.finish_block())
-        detector.finish(stream)
+        _scan_one(detector, source, on_progress, done, total)
         done += source.size or 0
     return ScanResult(detector.episodes(), detector.summary())
+
+
+def _scan_one(detector: Detector, source: Input, on_progress: ProgressCallback | None, done: int,
+              total: int) -> Stream:
+    stream = detector.stream(source.name, source.mtime)
+    progress = None if on_progress is None else (lambda position: on_progress(done + position, total))
+    read_input(detector, stream, source, progress)
+    detector.finish(stream)
+    return stream
+
+
+def read_input(detector: Detector, stream: Stream, source: Input,
+               on_position: Callable[[int], None] | None = None,
+               keep_going: Callable[[], bool] = lambda: True) -> None:
+    """Feed a saved input to its stream, block by block (what `scan` and `watch --once` do)."""
+    lineno = 1
+    framer = LineFramer(detector.options.max_line)
+    with open_binary(source.path, source.name) as binary:
+        for data in read_chunks(binary, source.name, CHUNK):
+            for buf, start, end in framer.feed_spans(data):
+                lineno += detector.feed_block(stream, lineno, buf, start, end)
+            if on_position is not None:
+                on_position(min(source.size or 0, _tell(binary)))
+            if not keep_going():
+                return
+    detector.feed_block(stream, lineno, framer.finish_block())
+
+
+def _scan_file(source: Input, options: ScanOptions) -> tuple[list[Episode], StreamStats]:
+    detector = Detector(options)
+    stream = _scan_one(detector, source, None, 0, 0)
+    return detector.episodes(), stream.stats()
+
+
+def _scan_in_processes(inputs: Sequence[Input], options: ScanOptions, on_progress: ProgressCallback | None,
+                       total: int, jobs: int) -> ScanResult:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    episodes: list[Episode] = []
+    stats: list[StreamStats] = []
+    done = 0
+    with ProcessPoolExecutor(max_workers=min(jobs, len(inputs)),
+                             mp_context=multiprocessing.get_context("fork")) as pool:
+        for source, (found, stream_stats) in zip(inputs, pool.map(_scan_file, inputs,
+                                                                 [options] * len(inputs)), strict=True):
+            episodes.extend(found)
+            stats.append(stream_stats)
+            done += source.size or 0
+            if on_progress is not None:
+                on_progress(done, total)
+    return ScanResult(episodes, summarize(stats, options.window))
 
 
 def _tell(binary: object) -> int:
@@ -525,11 +596,12 @@ def _last_lines(buf: bytes, start: int, end: int, end_lineno: int) -> list[tuple
 
 
 def needs_line_by_line(sample: list[str]) -> bool:
-    """Multi-line records (Rich wrapping, CRI partials, display-time lines) need every line."""
+    """Multi-line records (Rich console rows, CRI partials, display-time lines) need every line. Other
+    indented lines (a Python traceback, a pretty-printed dict) are records of their own."""
     for line in sample:
         if not line.strip() or line == TOO_LONG:
             continue
-        if line[0] in " \t" and line.lstrip()[:1] != "{":
+        if line[0] in " \t" and parse_line(line).rich:
             return True
         if " stdout P " in line[:48] or " stderr P " in line[:48]:
             return True

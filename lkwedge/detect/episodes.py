@@ -140,10 +140,11 @@ class EpisodeBook:
         self.open: dict[str, Episode] = {}
         self.closed: list[Episode] | deque[Episode] = [] if keep_closed is None else deque(maxlen=keep_closed)
         self.verdicts: Counter[str] = Counter()
-        # (deadline, sequence, episode) for open episodes not stalled yet, so a clock advance costs
+        # (deadline, sequence, key) for open episodes not stalled yet, so a clock advance costs
         # O(log n) for the episodes that cross their deadline, not O(open episodes). Entries go stale
-        # when an episode progresses or closes; they are checked when they come up.
-        self._deadlines: list[tuple[datetime, int, Episode]] = []
+        # when an episode progresses or closes; they are checked when they come up. They hold the key,
+        # not the episode, so a closed episode is freed at once (a watcher runs for days).
+        self._deadlines: list[tuple[datetime, int, str]] = []
         self._sequence = itertools.count()
         self._stalled_open: dict[int, Episode] = {}  # open and stalled: live proofs extend their silence
         self.ghosts = ghost.GhostTracker(self)
@@ -185,8 +186,9 @@ class EpisodeBook:
         self.ghosts.on_clock(now, line, text)
         heap = self._deadlines
         while heap and heap[0][0] < now:
-            deadline, _, episode = heapq.heappop(heap)
-            if episode.stalled or self.open.get(episode.key) is not episode or episode.last_progress is None \
+            deadline, _, key = heapq.heappop(heap)
+            episode = self.open.get(key)
+            if episode is None or episode.stalled or episode.last_progress is None \
                     or deadline != episode.last_progress + self._window:
                 continue  # stale: the episode progressed, closed or stalled since
             if line is not None and text is not None:
@@ -206,7 +208,7 @@ class EpisodeBook:
 
     def _watch_deadline(self, episode: Episode) -> None:
         if episode.last_progress is not None and not episode.stalled:
-            entry = (episode.last_progress + self._window, next(self._sequence), episode)
+            entry = (episode.last_progress + self._window, next(self._sequence), episode.key)
             heapq.heappush(self._deadlines, entry)
 
     def note_open(self, remark: str) -> None:

@@ -24,7 +24,6 @@ import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from lkwedge.errors import InputError
@@ -55,10 +54,9 @@ class Match:
 
 def builtin_pack_dir() -> Path:
     """The packs shipped in the wheel (``lkwedge/patterns``) or, from a source tree, ``patterns/``."""
-    shipped = resources.files("lkwedge").joinpath("patterns")
-    if shipped.is_dir():
-        return Path(str(shipped))
-    return Path(__file__).resolve().parents[2] / "patterns"
+    here = Path(__file__).resolve()
+    shipped = here.parents[1] / "patterns"  # the wheel puts the packs at lkwedge/patterns
+    return shipped if shipped.is_dir() else here.parents[2] / "patterns"
 
 
 def builtin_pack_files() -> list[Path]:
@@ -135,10 +133,14 @@ class PatternSet:
     def is_candidate(self, text: str) -> bool:
         return any(literal in text for literal in self.literals)
 
-    def match(self, message: str, level: str | None) -> Match | None:
-        for literal, patterns in self._by_literal.items():
+    def match(self, message: str, level: str | None, found: Iterable[int] | None = None) -> Match | None:
+        """The first pattern (in pack order) that matches. ``found``: the indexes (into ``literals``) of
+        the literals the prefilter saw on the line, so the others need not be tried."""
+        literals = self.literals if found is None else [self.literals[i] for i in sorted(found)]
+        for literal in literals:
             if literal not in message:
                 continue
+            patterns = self._by_literal[literal]
             for pattern in patterns:
                 if pattern.levels is not None and level is not None and level not in pattern.levels:
                     continue

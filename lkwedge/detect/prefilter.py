@@ -29,10 +29,11 @@ _KNOWN_AT_START = re.compile(_KNOWN_START)
 _JOB_ID = re.compile(rb'"job_id": ?"([^"\\]*)"')
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Candidate:
     start: int  # offset of the line in the block
     activity_only: bool  # every literal on the line belongs to activity patterns only
+    literals: set[int] | None = None  # indexes into PatternSet.literals seen on the line (None: unknown)
 
 
 class Prefilter:
@@ -54,10 +55,11 @@ class Prefilter:
             newline = buf.rfind(b"\n", start, start + begin)
             line_start = newline + 1 if newline >= 0 else start
             if line_start == last_start:
-                if not activity_only[index] and found[-1].activity_only:
-                    found[-1] = Candidate(line_start, False)
+                last = found[-1]
+                last.activity_only = last.activity_only and activity_only[index]
+                last.literals.add(index)  # type: ignore[union-attr]
                 continue
-            found.append(Candidate(line_start, activity_only[index]))
+            found.append(Candidate(line_start, activity_only[index], {index}))
             last_start = line_start
         return found
 

@@ -20,6 +20,7 @@ wall clock).  With `once`, saved files are judged on log time alone, exactly as 
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import os
 import threading
 import time
@@ -28,10 +29,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lkwedge.detect.engine import Detector, Reading, ScanOptions, Stream
+from lkwedge.detect.engine import Detector, Reading, ScanOptions, Stream, read_input
 from lkwedge.detect.episodes import Episode
 from lkwedge.live.follow import STDIN_NAME, Follower, LineEvent, Notice
 from lkwedge.live.sinks import ErrorCallback, Sink
+from lkwedge.read.sources import describe
 
 if TYPE_CHECKING:
     from lkwedge.live.view import View  # the console views live in view.py
@@ -128,8 +130,14 @@ class Watcher:
         self.detector = Detector(options.scan, self._on_episode,
                                  keep_closed=None if options.once else options.keep_closed)
         lookback = 2 * options.scan.window if options.lookback is None else options.lookback
-        self.follower = Follower(paths, from_start=options.from_start or options.once, once=options.once,
-                                 poll_interval=options.poll_interval, glob_interval=options.glob_interval,
+        # --once: saved files are read block by block, exactly as scan reads them (and as fast); only
+        # stdin and named pipes, whose timing is real, go through the follower.
+        self.replay_files = _regular_files(paths) if options.once else []
+        self.live_paths = [p for p in paths
+                           if p not in self.replay_files and not (options.once and glob.has_magic(p))]
+        self.follower = Follower(self.live_paths or ["-"], from_start=options.from_start or options.once,
+                                 once=options.once, poll_interval=options.poll_interval,
+                                 glob_interval=options.glob_interval,
                                  stdin_fd=stdin_fd, max_line=options.scan.max_line, lookback=lookback)
         self.sources: dict[str, _Src] = {}
         self.states: dict[int, _EpState] = {}
@@ -141,6 +149,11 @@ class Watcher:
     def run(self) -> int:
         """Watch until the input ends (once) or stop(); returns the exit code (1 = a stall seen)."""
         opts = self.options
+        if self.replay_files:
+            self._replay()
+            if not self.live_paths or self.stop_event.is_set():
+                self._finish_all()
+                return self.exit_code()
         self.follower.start()
         next_tick = time.monotonic()
         try:
@@ -163,6 +176,15 @@ class Watcher:
         finally:
             self.follower.stop()
         return self.exit_code()
+
+    def _replay(self) -> None:
+        for path in self.replay_files:
+            src = self._src(path)
+            read_input(self.detector, src.stream, describe(path),
+                       keep_going=lambda: not self.stop_event.is_set())
+            if self.stop_event.is_set():
+                return
+            self.detector.finish(src.stream)
 
     def stop(self) -> None:
         self.interrupted = True
@@ -339,6 +361,16 @@ class Watcher:
             rows.append((ep, silence, now - state.opened_mono if state else 0.0,
                          bool(state and state.alerted)))
         return rows
+
+
+def _regular_files(paths: Sequence[str]) -> list[str]:
+    """The regular files among ``paths`` (globs expanded, sorted as the follower sorts them)."""
+    found: list[str] = []
+    for path in paths:
+        for name in sorted(glob.glob(path)) if glob.has_magic(path) else [path]:
+            if name != "-" and os.path.isfile(name) and name not in found:
+                found.append(name)
+    return found
 
 
 def _first_time(det: Detector, stream: Stream, texts: Iterable[str]) -> dt.datetime | None:

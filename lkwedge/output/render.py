@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import TextIO
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, TextIO
 
 from lkwedge.detect.engine import ScanResult
 from lkwedge.detect.episodes import Episode
 from lkwedge.safe import printable
+
+if TYPE_CHECKING:  # rich is imported only when a table is drawn: piped and JSON output never pay for it
+    from rich.console import Console
+    from rich.text import Text
 
 VERDICT_STYLE = {"stalled": "bold red", "unresolved": "yellow", "disconnected": "cyan", "recovered": "green",
                  "ghost": "bold magenta"}
@@ -38,6 +38,9 @@ def _silence(ep: Episode) -> str:
 
 
 def write_table(result: ScanResult, console: Console) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title="lkwedge: reconnect episodes", title_justify="left", expand=False)
     for column in ("verdict", "where", "key", "start (log time)", "silence", "tries", "outcome", "why"):
         table.add_column(column, overflow="fold")
@@ -65,23 +68,32 @@ def write_plain(result: ScanResult, out: TextIO) -> None:
         out.write(episode_line(ep) + "\n")
         if ep.advice:
             out.write("    advice: " + printable(ep.advice) + "\n")
-    out.write(summary_text(result.summary).plain + "\n")
+    out.write(summary_plain(result.summary) + "\n")
+
+
+def _summary_parts(summary: dict[str, object]) -> list[tuple[str, str]]:
+    """The summary as (text, style) pieces: one wording for plain and Rich output."""
+    head = f"{summary['episodes']} episodes in {summary['lines']} lines ({summary['files']} file(s)): "
+    parts = [(head, "")]
+    for i, verdict in enumerate(("stalled", "ghost", "unresolved", "disconnected", "recovered")):
+        count = summary.get(verdict, 0)
+        parts.append(((", " if i else "") + f"{count} {verdict}", VERDICT_STYLE[verdict] if count else ""))
+    parts.append((f"; {summary['unparsed']} unparsed line(s)", ""))
+    parts.extend(("\nnote: " + printable(str(note)), "") for note in summary.get("notes", []) or [])
+    parts.extend(("\n" + line, "") for line in sdk_lines(summary))
+    return parts
+
+
+def summary_plain(summary: dict[str, object]) -> str:
+    return "".join(text for text, _ in _summary_parts(summary))
 
 
 def summary_text(summary: dict[str, object]) -> Text:
+    from rich.text import Text
+
     text = Text()
-    text.append(f"{summary['episodes']} episodes in {summary['lines']} lines ({summary['files']} file(s)): ")
-    order = ("stalled", "ghost", "unresolved", "disconnected", "recovered")
-    parts = [(verdict, summary.get(verdict, 0)) for verdict in order]
-    for i, (verdict, count) in enumerate(parts):
-        if i:
-            text.append(", ")
-        text.append(f"{count} {verdict}", style=VERDICT_STYLE[verdict] if count else "")
-    text.append(f"; {summary['unparsed']} unparsed line(s)")
-    for note in summary.get("notes", []) or []:
-        text.append("\nnote: " + printable(str(note)))
-    for line in sdk_lines(summary):
-        text.append("\n" + line)
+    for piece, style in _summary_parts(summary):
+        text.append(piece, style=style)
     return text
 
 
