@@ -26,7 +26,7 @@ from lkwedge.durations import parse_duration
 from lkwedge.errors import InputError
 
 CONFIG_NAME = "lkwedge.toml"
-FAIL_ON_CHOICES = ("unresolved", "stalled", "disconnected")
+FAIL_ON_CHOICES = ("unresolved", "stalled", "disconnected", "ghost")
 
 
 @dataclass
@@ -115,9 +115,11 @@ def _paths(value: Any) -> list[str]:
 # key -> validator. Path-valued keys are resolved against the config file's directory below.
 _KEYS: dict[str, Callable[[Any], Any]] = {
     "window": _window,
+    "ghost_window": _window,
     "date": _date,
     "patterns": _paths,
     "max_stalls": _non_negative_int,
+    "max_ghosts": _non_negative_int,
     "max_silence": _duration,
     "fail_on": _fail_on,
     "expect_recovered": _non_negative_int,

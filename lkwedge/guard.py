@@ -436,7 +436,7 @@ class Guard:
             self._open[episode.key] = episode
             with self._status_lock:
                 self._counts["episodes"] += 1
-        elif event == "stalled":
+        elif event in ("stalled", "ghost"):  # a ghost room (issue 11) is acted on like a stall
             self._stalled_now.append(episode)
         elif event == "closed":
             if self._open.get(episode.key) is episode:

@@ -95,8 +95,16 @@ stalled  samples/agents_json_seed_stall.log:20  15:15:55.412    64.8s
          room hotel-frontdesk-118
          no progress for 64.8 s (window 20 s); still open at end of input (last
          state: escalated)
-1 episode in 46 lines (1 file): 1 stalled, 0 unresolved, 0 disconnected, 0
-recovered; 0 unparsed lines
+         advice: livekit-ffi 0.12.40-0.12.44 (python livekit 1.0.23-1.0.25): ffi
+         <= 0.12.47 has no WebSocket connect timeout; a ~65 s gap after attempt
+         0 is an OS-level block (old socket teardown or TCP connect); fixed from
+         python livekit 1.1.0 (5 s SIGNAL_CONNECT_TIMEOUT; agents 1.4.2+, but
+         not 1.5.0, which pins 1.0.25 again); meanwhile run `lkwedge watch
+         --evict` (or restart the job) when a reconnect is silent …
+sdk: samples/agents_json_seed_stall.log: livekit-ffi 0.12.40-0.12.44 (python
+livekit 1.0.23-1.0.25)
+1 episode in 46 lines (1 file): 1 stalled, 0 ghost, 0 unresolved, 0
+disconnected, 0 recovered; 0 unparsed lines
 """
 
 
@@ -107,13 +115,22 @@ verdict    where                          start         silence
 stalled    samples/docker_compose.log:15  18:24:43.187    26.5s
            attempts 2, outcome recovered, svc:agent-1, incident I1
            no progress for 26.5 s (window 20 s); then recovered at line 30
+           advice: livekit-ffi 0.12.40-0.12.44 (python livekit 1.0.23-1.0.25): ffi <= 0.12.47 has no\
+ WebSocket connect
+           timeout; a ~26 s gap after attempt 0 is an OS-level block (old socket teardown or TCP con\
+nect); fixed from
+           python livekit 1.1.0 (5 s SIGNAL_CONNECT_TIMEOUT; agents 1.4.2+, but not 1.5.0, which pin\
+s 1.0.25 again);
+           meanwhile run `lkwedge watch --evict` (or restart the job) when a reconnect is silent …
 recovered  samples/docker_compose.log:17  18:24:44.020     0.9s
            attempts 1, outcome recovered, svc:agent-2, incident I1
            recovered at line 19; longest silence 0.9 s
-incident I1 2026-01-30 18:24:43.187 samples/docker_compose.log: 2 jobs within 0.8s (worst: stalled): \
-svc:agent-1,
+incident I1 2026-01-30 18:24:43.187 samples/docker_compose.log: 2 jobs within 0.8s (worst: stalled):\
+ svc:agent-1,
 svc:agent-2
-2 episodes in 33 lines (1 file): 1 stalled, 0 unresolved, 0 disconnected, 1 recovered; 0 unparsed lines
+sdk: samples/docker_compose.log: livekit-ffi 0.12.40-0.12.44 (python livekit 1.0.23-1.0.25)
+2 episodes in 33 lines (1 file): 1 stalled, 0 ghost, 0 unresolved, 0 disconnected, 1 recovered; 0 un\
+parsed lines
 """
 
 
@@ -177,8 +194,8 @@ def test_outputs_are_checked_before_any_work(args: list[str], flag: str) -> None
 # -- item 10: plurals, and the same sentence in scan, watch and check ----------------------------------
 
 def test_one_summary_sentence_with_plurals() -> None:
-    sentence = "1 episode in 46 lines (1 file): 1 stalled, 0 unresolved, 0 disconnected, 0 recovered; " \
-               "0 unparsed lines"
+    sentence = "1 episode in 46 lines (1 file): 1 stalled, 0 ghost, 0 unresolved, 0 disconnected, " \
+               "0 recovered; 0 unparsed lines"
     assert lk("scan", SEED).stderr.splitlines()[-1] == sentence
     assert sentence in lk("watch", "--once", SEED).stdout.splitlines()
     assert lk("check", SEED).stdout.splitlines()[0] == f"lkwedge check: {sentence}"

@@ -42,7 +42,8 @@ def test_a_trailing_blank_line_does_not_change_the_verdict(tmp_path: Path) -> No
 def test_gz_through_watch_once_and_gzip_on_stdin_find_the_ghost_stall() -> None:
     sample = SAMPLES / "agents_json_ghost.log.gz"
     want = _episodes(_json(run_lkwedge("scan", "--format", "json", str(sample))))
-    assert want and want[0][1] == "stalled" and want[0][2] == pytest.approx(45.4, abs=0.05)
+    # a ghost room (issue 11): ffi 0.12.44 gave up and never reported Disconnected
+    assert want and want[0][1] == "ghost" and want[0][2] == pytest.approx(45.4, abs=0.05)
     watched = _json(run_lkwedge("watch", "--once", "--format", "json", str(sample)))
     piped = subprocess.run([sys.executable, "-m", "lkwedge", "scan", "--format", "json", "-"],
                            input=sample.read_bytes(), capture_output=True, timeout=60)

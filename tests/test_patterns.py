@@ -2,59 +2,64 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from lkwedge.detect.patterns import PatternSet, builtin_pack_files, load_pack
+from lkwedge.detect.sampletest import Sample, check_sample, read_samples, sample_file
 from lkwedge.errors import InputError
-from lkwedge.read.formats import parse_line
-
-
-def _samples(pack: Path) -> list[tuple[int, dict, str]]:
-    sample_file = pack.with_name(pack.stem + ".samples.log")
-    lines = sample_file.read_text(encoding="utf-8").splitlines()
-    found = []
-    for i, line in enumerate(lines):
-        if line.startswith("# failJSON:"):
-            found.append((i + 2, json.loads(line.removeprefix("# failJSON:")), lines[i + 1]))
-    return found
-
 
 PACKS = builtin_pack_files()
 PATTERNS = PatternSet.load()
-CASES = [(pack.name, lineno, expect, text) for pack in PACKS for lineno, expect, text in _samples(pack)]
+CASES = [(pack.name, sample) for pack in PACKS for sample in read_samples(sample_file(pack))]
 
 
 def test_builtin_packs_are_found_and_ship_samples() -> None:
-    assert {p.stem for p in PACKS} >= {"livekit-rust", "livekit-agents"}
+    assert {p.stem for p in PACKS} >= {"livekit-rust", "livekit-agents", "livekit-room"}
+    assert not [p for p in PACKS if p.name.startswith("fingerprints")]  # version tables are not packs
     for pack in PACKS:
-        assert pack.with_name(pack.stem + ".samples.log").is_file(), pack
+        assert sample_file(pack).is_file(), pack
 
 
 @pytest.mark.parametrize("pack", PACKS, ids=lambda p: p.stem)
 def test_every_pattern_has_a_sample(pack: Path) -> None:
-    sampled = {expect["pattern"] for _, expect, _ in _samples(pack)}
+    sampled = {s.expect["pattern"] for s in read_samples(sample_file(pack))}
     missing = [p.id for p in load_pack(pack) if p.id not in sampled]
     assert not missing, f"patterns without a failJSON sample in {pack.name}: {missing}"
 
 
-@pytest.mark.parametrize(("pack", "lineno", "expect", "text"), CASES,
-                         ids=[f"{c[0]}:{c[1]}" for c in CASES])
-def test_sample_matches_what_its_failjson_says(pack: str, lineno: int, expect: dict, text: str) -> None:
-    record = parse_line(text)
-    assert record.parsed
-    match = PATTERNS.match(record.message, record.level)
-    if expect["pattern"] is None:
-        assert match is None, f"{pack}:{lineno} should match nothing, matched {match and match.pattern.id}"
-        return
-    assert match is not None, f"{pack}:{lineno} matched nothing"
-    assert match.pattern.id == expect["pattern"]
-    for name, value in expect.get("groups", {}).items():
-        assert match.groups.get(name) == value, name
-    for name, value in expect.get("fields", {}).items():
-        assert getattr(record, name) == value, name
+@pytest.mark.parametrize(("pack", "sample"), CASES, ids=[f"{c[0]}:{c[1].line}" for c in CASES])
+def test_sample_matches_what_its_failjson_says(pack: str, sample: Sample) -> None:
+    """Pattern, exactly one match, log time, groups and fields (fail2ban's checks)."""
+    result = check_sample(sample, PATTERNS)
+    assert result.ok, f"{pack}:{sample.line}: {'; '.join(result.problems)}"
+
+
+GIVE_UP = "[2026-01-30T18:27:10Z ERROR livekit::rtc_engine] failed to reconnect to the livekit room"
+
+
+@pytest.mark.parametrize(("expect", "text", "problem"), [
+    ({"pattern": "give-up"}, GIVE_UP, "no \"time\""),
+    ({"pattern": "give-up", "time": "2026-01-30T18:27:11+00:00"}, GIVE_UP, "time is"),
+    ({"pattern": "recovered", "time": None}, "ERROR:livekit:failed to reconnect to the livekit room",
+     "matched give-up, expected recovered"),
+    ({"pattern": None, "time": None}, "ERROR:livekit:failed to reconnect to the livekit room",
+     "should match nothing"),
+])
+def test_a_wrong_failjson_fails(tmp_path: Path, expect: dict, text: str, problem: str) -> None:
+    result = check_sample(Sample(tmp_path / "x.samples.log", 2, expect, text), PATTERNS)
+    assert not result.ok and problem in "; ".join(result.problems)
+
+
+def test_two_patterns_matching_one_sample_fail(tmp_path: Path) -> None:
+    pack = tmp_path / "dup.toml"
+    pack.write_text('[[patterns]]\nid = "my-give-up"\nrole = "progress"\nliteral = "failed to reconnect"\n'
+                    "regex = 'failed to reconnect'\n", encoding="utf-8")
+    sample = Sample(tmp_path / "dup.samples.log", 2, {"pattern": "my-give-up", "time": None},
+                    "ERROR:livekit:failed to reconnect to the livekit room")
+    result = check_sample(sample, PatternSet.load([pack]))
+    assert "exactly one must" in "; ".join(result.problems)
 
 
 def test_user_pack_overrides_a_builtin_and_adds_patterns(tmp_path: Path) -> None:

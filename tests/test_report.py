@@ -62,7 +62,8 @@ def test_csv_has_one_row_per_episode_and_verdicts_match_scan(logs, tmp_path: Pat
     rows = [ln.split() for ln in out.splitlines()]
     worst = exported["summary"]["worst_jobs"]
     assert worst and worst[0]["stalled"] >= 1
-    at = [rows.index([w["job"], str(w["not_recovered"]), str(w["stalled"]), f"{w['max_silence_s']:.1f}s"])
+    at = [rows.index([w["job"], str(w["not_recovered"]), str(w["stalled"]), str(w["ghosts"]),
+                      f"{w['max_silence_s']:.1f}s"])
           for w in worst]
     assert at == sorted(at)
     # the headline names the worst episode: a stalled one with the longest silence, its job and room

@@ -2,7 +2,7 @@
 
 Runs `python -m lkwedge scan --format json <sample>` in a subprocess (cwd = samples/, so the file's
 default stream key is the bare file name) and compares each expected episode field by field, the
-summary counts, and the exit code (1 iff a stalled episode is expected).
+summary counts, and the exit code (1 iff a stalled or ghost episode is expected).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def test_every_sample_file_is_listed() -> None:
 
 def test_manifest_covers_every_verdict() -> None:
     verdicts = {ep["verdict"] for e in ENTRIES for ep in e["episodes"]}
-    assert verdicts == {"recovered", "disconnected", "stalled", "unresolved"}
+    assert verdicts == {"recovered", "disconnected", "stalled", "unresolved", "ghost"}
 
 
 def test_episodes(scanned: tuple[dict, int, dict, str]) -> None:
@@ -88,4 +88,4 @@ def test_summary(scanned: tuple[dict, int, dict, str]) -> None:
 def test_exit_code(scanned: tuple[dict, int, dict, str]) -> None:
     entry, code, _, stderr = scanned
     assert code == entry["exit_code"], f"{entry['file']}: exit {code}, stderr={stderr[-500:]!r}"
-    assert code == (1 if any(e["verdict"] == "stalled" for e in entry["episodes"]) else 0)
+    assert code == (1 if any(e["verdict"] in ("stalled", "ghost") for e in entry["episodes"]) else 0)

@@ -158,8 +158,10 @@ def test_jsonl_and_text_outputs(write) -> None:
     proc = run_lkwedge("scan", path)  # not a TTY: one plain line per episode; the summary on stderr
     assert proc.returncode == 1
     assert len(proc.stdout.splitlines()) == 1 and proc.stdout.startswith("stalled")
-    assert proc.stderr == ("1 episode in 6 lines (1 file): 1 stalled, 0 unresolved, 0 disconnected, "
-                           "0 recovered; 0 unparsed lines\n")
+    *context, sentence = proc.stderr.splitlines()  # advice and the SDK guess, then the summary sentence
+    assert sentence == ("1 episode in 6 lines (1 file): 1 stalled, 0 ghost, 0 unresolved, 0 disconnected, "
+                        "0 recovered; 0 unparsed lines")
+    assert [line.split(":")[0] for line in context] == ["advice for " + path, "sdk"]
 
 
 def test_terminal_escapes_in_log_text_are_never_printed_raw(write) -> None:

@@ -13,7 +13,7 @@ Using it (this is what ``lkwedge watch --evict`` does)::
                       on_result=alert)          # url/api_key/api_secret default to LIVEKIT_* env vars;
                                                 # raises lkwedge.errors.InputError if they are missing
     def listener(event, episode):
-        if event == "stalled":
+        if event in ("stalled", "ghost"):
             evictor.submit(episode, derive_target(episode, opts))     # returns at once, never blocks
         elif event == "closed":
             evictor.release_target(derive_target(episode, opts))     # allow a later episode to evict again

@@ -20,7 +20,8 @@ from lkwedge import __version__
 
 # Each subcommand lives in its own module and registers itself on `main` when imported. Modules are
 # imported only when their command runs (or for --help), so `lkwedge scan` never pays for pandas or aiohttp.
-COMMAND_MODULES = {name: f"lkwedge.cli.{name}" for name in ("scan", "watch", "evict", "check", "report")}
+COMMAND_MODULES = {name: f"lkwedge.cli.{name}" for name in ("scan", "watch", "evict", "check", "report",
+                                                                   "patterns", "explain")}
 
 #: exit code for a bug in lkwedge (1 means "a stall was found", 2 "bad usage or input")
 EXIT_INTERNAL = 70

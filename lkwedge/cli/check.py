@@ -32,6 +32,7 @@ from lkwedge.errors import InputError
 from lkwedge.output.check import CheckOptions, github_annotation, plural, run_checks
 from lkwedge.output.junit import write_junit
 from lkwedge.output.present import summary_sentence
+from lkwedge.output.render import sdk_lines
 from lkwedge.safe import printable
 
 #: exit code when an input had no recognisable line (no timestamp, no LiveKit target): a CI job pointed
@@ -54,6 +55,8 @@ def _github_path(file: str) -> str:
 @click.argument("paths", nargs=-1)
 @click.option("--max-stalls", type=click.IntRange(min=0), default=None,
               help="Fail when more episodes than this stalled.  [default: 0]")
+@click.option("--max-ghosts", type=click.IntRange(min=0), default=None,
+              help="Fail when more episodes than this are ghost rooms.  [default: 0]")
 @click.option("--max-silence", type=DURATION, default=None,
               help="Fail on any episode silent longer than this (e.g. 20s).  [default: no limit]")
 @click.option("--fail-on", type=click.Choice(FAIL_ON_CHOICES), multiple=True,
@@ -70,7 +73,8 @@ def _github_path(file: str) -> str:
 @jobs_option
 @filter_options
 @output_options
-def check_command(paths: tuple[str, ...], max_stalls: int | None, max_silence: float | None,
+def check_command(paths: tuple[str, ...], max_stalls: int | None, max_ghosts: int | None,
+                  max_silence: float | None,
                   fail_on: tuple[str, ...], expect_recovered: int | None, junit_path: str | None,
                   github: bool | None, allow_empty: bool, window: float, date: Any,
                   patterns: tuple[Path, ...], tz: str, max_jump: float, max_line: int,
@@ -91,7 +95,8 @@ def check_command(paths: tuple[str, ...], max_stalls: int | None, max_silence: f
     """
     paths = paths_or_stdin(paths)
     options = CheckOptions(max_stalls=0 if max_stalls is None else max_stalls, max_silence=max_silence,
-                           fail_on=tuple(fail_on), expect_recovered=expect_recovered)
+                           fail_on=tuple(fail_on), expect_recovered=expect_recovered,
+                           max_ghosts=0 if max_ghosts is None else max_ghosts)
     junit_out = junit_path
     annotate = bool(github)
     scan_opts = scan_options_from(window, date, patterns, tz, max_jump, max_line)
@@ -109,6 +114,9 @@ def check_command(paths: tuple[str, ...], max_stalls: int | None, max_silence: f
     for name in unrecognised:
         out.print(Text(f"FAIL no-input: {printable(name, 300)}: no line recognised (no timestamp, no LiveKit "
                        "target; --allow-empty to accept)"), soft_wrap=True)
+    if not quiet:
+        for line in sdk_lines(result.summary):
+            out.print(Text(line), soft_wrap=True)
     for line in outcome.assertions:
         click.echo(f"FAIL {line}")
     for failure in outcome.episode_failures:

@@ -28,11 +28,24 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., object])
 
 
+def _keep_ghost_window(ctx: click.Context, _param: click.Parameter, value: float) -> float:
+    # --ghost-window reaches ScanOptions through the context (see scan_options_from), so commands
+    # need no extra parameter for it
+    if value <= 0:
+        raise click.BadParameter("must be more than 0", param_hint="--ghost-window")
+    ctx.meta["lkwedge.ghost_window"] = value
+    return value
+
+
 def input_options(command: F) -> F:
     """How logs are read: the same options for scan, watch, check and report."""
     options = [
         click.option("--window", type=DURATION, default=20.0, show_default="20s",
                      help="Log time without progress after which an episode is stalled."),
+        click.option("--ghost-window", type=DURATION, default="10s", show_default=True,
+                     expose_value=False, callback=_keep_ghost_window,
+                     help="Log time without media activity after a reconnect claims success that makes "
+                          "a ghost room."),
         click.option("--date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
                      help="Date for time-only lines when no dated line precedes them."),
         click.option("--tz", default="UTC", show_default=True, metavar="ZONE",
@@ -72,8 +85,12 @@ def scan_options_from(window: float, date: object, patterns: tuple[Path, ...], t
         zone = parse_tz(tz)
     except InputError as exc:
         raise click.BadParameter(str(exc), param_hint="--tz") from None
-    return ScanOptions(window=window, date=day, extra_patterns=list(patterns), tz=zone, max_jump=max_jump,
-                       max_line=max_line)
+    options = ScanOptions(window=window, date=day, extra_patterns=list(patterns), tz=zone, max_jump=max_jump,
+                          max_line=max_line)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and "lkwedge.ghost_window" in ctx.meta:
+        options.ghost_window = ctx.meta["lkwedge.ghost_window"]
+    return options
 
 
 def paths_or_stdin(paths: tuple[str, ...]) -> tuple[str, ...]:

@@ -41,8 +41,8 @@ def scan_command(paths: tuple[str, ...], window: float, date: object, patterns: 
                  workers: int) -> None:
     """Explain every reconnect episode in saved logs (files, .gz, or - for stdin; stdin when piped).
 
-    Exit 0 when no episode stalled, 1 when at least one did, 2 on a usage or input error (a file that
-    cannot be read is reported and the others are still scanned; exit 2 at the end).
+    Exit 0 when no episode stalled or is a ghost room, 1 when one did, 2 on a usage or input error (a
+    file that cannot be read is reported and the others are still scanned; exit 2 at the end).
 
     \b
       lkwedge scan agent.log other.log.gz
@@ -66,4 +66,4 @@ def scan_command(paths: tuple[str, ...], window: float, date: object, patterns: 
                     incidents)
     if some_unreadable:
         sys.exit(2)
-    sys.exit(1 if result.summary["stalled"] else 0)
+    sys.exit(1 if result.summary["stalled"] or result.summary.get("ghost") else 0)

@@ -30,6 +30,7 @@ from enum import Enum
 from pathlib import Path
 
 from lkwedge.detect.episodes import VERDICTS, Episode, EpisodeBook, Hit, Listener
+from lkwedge.detect.ghost import DEFAULT_GHOST_WINDOW
 from lkwedge.detect.patterns import PatternSet
 from lkwedge.detect.prefilter import Candidate, Prefilter, job_id, odd_line_starts
 from lkwedge.read.assemble import Assembler
@@ -60,6 +61,7 @@ class ScanOptions:
     tz: dt.tzinfo = UTC
     max_jump: float = DEFAULT_MAX_JUMP
     max_line: int = DEFAULT_MAX_LINE
+    ghost_window: float = DEFAULT_GHOST_WINDOW
 
 
 @dataclass
@@ -128,7 +130,7 @@ class Stream:
         recognised = self.clock.now is not None or bool(self.book.verdicts) or bool(self.book.open)
         return StreamStats(self.name, self.lines, Counter(self.unparsed), Counter(self.book.verdicts),
                            len(self.book.open), clock.out_of_order, clock.clock_jumps, clock.bad_times,
-                           self.duplicates, notes, recognised)
+                           self.duplicates, notes, recognised, {self.name: self.book.ghosts.sdk.guess_dict()})
 
 
 @dataclass
@@ -146,6 +148,7 @@ class StreamStats:
     duplicates: int
     notes: list[str]
     recognised: bool
+    sdk: dict[str, dict[str, object] | None] = field(default_factory=dict)  # input -> its SDK guess
 
 
 def summarize(streams: Sequence[StreamStats], window: float) -> dict[str, object]:
@@ -171,6 +174,7 @@ def summarize(streams: Sequence[StreamStats], window: float) -> dict[str, object
         "duplicates": sum(s.duplicates for s in streams),
         "unrecognised_inputs": [s.name for s in streams if not s.recognised],
         "notes": [note for s in streams for note in s.notes],
+        "sdk": {name: guess for s in streams for name, guess in s.sdk.items()},
     }
 
 
@@ -188,6 +192,7 @@ class Detector:
 
     def stream(self, name: str, mtime: float | None = None) -> Stream:
         stream = Stream(name, mtime, self.options, self.listener, self.keep_closed)
+        stream.book.ghosts.ghost_window = self.options.ghost_window
         self.streams.append(stream)
         return stream
 
@@ -349,7 +354,14 @@ class Detector:
     @staticmethod
     def _idle_activity(stream: Stream, raw: bytes) -> bool:
         """Job activity (the many metrics lines of an agents log) matters only to an open episode: with
-        none open, or none for the line's job, it is not examined (found without parsing the line)."""
+        none open, or none for the line's job, it is not examined (found without parsing the line).
+        The ghost rule needs two more: the input's first activity line, and a job watched after its
+        reconnect claimed success (lkwedge.detect.ghost)."""
+        ghosts = stream.book.ghosts
+        if not ghosts.media_seen or ghosts.watches:
+            watched = job_id(raw)
+            if not ghosts.media_seen or watched is None or f"job:{watched}" in ghosts.watches:
+                return False
         if not stream.book.open:
             return True
         job = job_id(raw)
@@ -390,7 +402,7 @@ class Detector:
             match = self.patterns.match(record.message, record.level, literals)
             if match is not None:
                 self._on_match(stream, Hit(match, "", lineno, when, text, record.job, record.pid, record.room,
-                                           record.room_id), record)
+                                           record.room_id, message=record.message), record)
         if when is not None and stream.clock.now == when and when != before:
             stream.book.on_clock(when, lineno, text)
 

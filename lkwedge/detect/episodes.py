@@ -16,9 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from lkwedge.detect import ghost
 from lkwedge.detect.patterns import Match
 
-VERDICTS = ("recovered", "disconnected", "stalled", "unresolved")
+VERDICTS = ("recovered", "disconnected", "stalled", "unresolved", "ghost")
 MAX_EVIDENCE_TEXT = 600
 
 
@@ -29,10 +30,14 @@ class Evidence:
     role: str
     text: str
     pattern: str | None = None
+    fields: dict[str, object] | None = None  # structured facts of the line (lkwedge.detect.debug_values)
 
     def to_dict(self) -> dict[str, object]:
-        return {"line": self.line, "time": _iso(self.time), "role": self.role,
-                "text": self.text, "pattern": self.pattern}
+        found: dict[str, object] = {"line": self.line, "time": _iso(self.time), "role": self.role,
+                                    "text": self.text, "pattern": self.pattern}
+        if self.fields:
+            found["fields"] = self.fields
+        return found
 
 
 @dataclass(slots=True)
@@ -62,6 +67,16 @@ class Episode:
     remarks: list[str] = field(default_factory=list)  # facts for the note (ambiguous key, clock jump...)
     proved_silence_s: float | None = None  # silence proved live (wall clock), kept whatever comes later
     proof: str | None = None  # how a live stall was proved
+    # ghost rooms, SDK fingerprint and advice (lkwedge.detect.ghost, fingerprint, advice)
+    ghost: bool = False
+    confidence: str | None = None  # "high" | "medium" for a ghost
+    ghost_lines: tuple[int, ...] = ()  # the evidence lines that make it a ghost
+    sdk: dict[str, object] | None = None
+    advice: str = ""
+    restarted: bool = False
+    gave_up: bool = False  # logged "failed to reconnect to the livekit room"
+    ghost_claim: str = ""  # what claimed success before the silence that made it a ghost
+    ghost_claim_line: int | None = None
 
     def current_silence(self, now: datetime | None) -> float | None:
         """Longest silence so far, counting the gap still running at ``now``."""
@@ -79,6 +94,8 @@ class Episode:
             "attempts": self.attempts, "outcome": self.outcome,
             "log_left_s": None if self.log_left_s is None else round(self.log_left_s, 3),
             "note": self.note, "evidence": [e.to_dict() for e in self.evidence],
+            "confidence": self.confidence, "ghost_evidence": list(self.ghost_lines), "sdk": self.sdk,
+            "advice": self.advice,
         }
 
 
@@ -105,6 +122,7 @@ class Hit:
     pid: int | None = None
     room: str | None = None
     room_id: str | None = None
+    message: str = ""  # the parsed message (text is the raw line)
 
 
 Listener = Callable[[str, Episode], None]
@@ -129,10 +147,14 @@ class EpisodeBook:
         self._deadlines: list[tuple[datetime, int, str]] = []
         self._sequence = itertools.count()
         self._stalled_open: dict[int, Episode] = {}  # open and stalled: live proofs extend their silence
+        self.ghosts = ghost.GhostTracker(self)
 
     # -- events ----------------------------------------------------------------------------------
 
     def on_hit(self, hit: Hit) -> None:
+        self.ghosts.observe(hit)
+        if self.ghosts.on_hit(hit):
+            return
         role = hit.match.pattern.role
         episode = self.open.get(hit.key)
         if role == "trigger" and episode is not None and episode.attempts == 0 and episode.outcome is None:
@@ -161,6 +183,7 @@ class EpisodeBook:
         """Log time has reached ``now`` on this stream: open episodes silent too long are stalled.
         ``line``/``text``: the examined line that says so. ``proof``: a live reader's estimate (no line);
         the silence it proves is kept on the episode."""
+        self.ghosts.on_clock(now, line, text)
         heap = self._deadlines
         while heap and heap[0][0] < now:
             deadline, _, key = heapq.heappop(heap)
@@ -196,6 +219,7 @@ class EpisodeBook:
 
     def finish(self, now: datetime | None) -> None:
         """End of input: judge what is still open on log time."""
+        self.ghosts.finish(now)
         for episode in list(self.open.values()):
             gap = _gap(episode.last_progress, now)
             if gap is not None:
@@ -242,6 +266,7 @@ class EpisodeBook:
     def _record(self, episode: Episode, hit: Hit) -> None:
         pattern = hit.match.pattern
         if pattern.role == "attempt":
+            episode.restarted = episode.restarted or pattern.attempt_kind == "restart"
             episode.attempts += 1
             if pattern.attempt_kind == "resume" and episode.first_resume_attempt is None:
                 episode.first_resume_attempt = int(hit.match.groups["n"])
@@ -250,7 +275,7 @@ class EpisodeBook:
         elif pattern.role == "activity":
             episode.outcome = "activity"
         episode.evidence.append(Evidence(hit.line, hit.time, pattern.role, hit.text[:MAX_EVIDENCE_TEXT],
-                                         pattern.id))
+                                         pattern.id, ghost.facts(hit)))
 
     def _mark_stalled(self, episode: Episode) -> None:
         if not episode.stalled:
@@ -288,12 +313,13 @@ class EpisodeBook:
     def _finalize(self, episode: Episode, verdict: str) -> None:
         if episode.proved_silence_s is not None:
             episode.silence_s = max(episode.silence_s or 0.0, episode.proved_silence_s)
-        episode.verdict = verdict
+        episode.verdict = "ghost" if episode.ghost else verdict
         episode.note = explain(episode, self.window)
+        self.ghosts.annotate(episode)
         self.open.pop(episode.key, None)
         self._stalled_open.pop(id(episode), None)
         self.closed.append(episode)
-        self.verdicts[verdict] += 1
+        self.verdicts[episode.verdict] += 1
         self._emit("closed", episode)
 
     def _emit(self, event: str, episode: Episode) -> None:

@@ -10,6 +10,7 @@ success     the engine recovered: closes the episode
 activity    the job did something that needs working media: closes the episode as recovered
 teardown    the connection or the job really ended: closes the episode as disconnected
 meta        no episode effect; carries job facts (e.g. the room of a job) for later episodes
+evidence    no state change: supporting evidence (``evidence = "ghost"``) or SDK version evidence only
 ==========  ===========================================================================================
 
 Each pattern has a ``literal``: a substring every matching line contains. Only lines containing
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from lkwedge.errors import InputError
 
-ROLES = ("trigger", "attempt", "progress", "success", "activity", "teardown", "meta")
+ROLES = ("trigger", "attempt", "progress", "success", "activity", "teardown", "meta", "evidence")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ class Pattern:
     levels: frozenset[str] | None = None  # only these normalised levels match, when given
     versions: str = ""
     note: str = ""
+    evidence: str = ""  # "ghost": a supporting line for the ghost-room verdict (lkwedge.detect.ghost)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +60,8 @@ def builtin_pack_dir() -> Path:
 
 
 def builtin_pack_files() -> list[Path]:
-    return sorted(builtin_pack_dir().glob("*.toml"))
+    # fingerprints*.toml in the same folder are SDK version tables (lkwedge.detect.fingerprint), not packs
+    return sorted(p for p in builtin_pack_dir().glob("*.toml") if not p.name.startswith("fingerprints"))
 
 
 def load_pack(path: Path) -> list[Pattern]:
@@ -101,6 +104,7 @@ def _pattern_from(entry: object, pack: str, path: Path) -> Pattern:
         outcome=entry.get("outcome"), attempt_kind=entry.get("attempt_kind"),
         levels=frozenset(levels) if levels else None,
         versions=str(entry.get("versions", "")), note=str(entry.get("note", "")),
+        evidence=str(entry.get("evidence", "")),
     )
 
 

@@ -175,7 +175,7 @@ class AlertmanagerHook:
 
     # -- EpisodeHook -------------------------------------------------------------------------------
     def on_alert(self, episode: Episode, record: dict[str, Any]) -> None:
-        state = "ghost" if episode.outcome == "gave_up" else "stalled"
+        state = "ghost" if episode.ghost or episode.outcome == "gave_up" else "stalled"
         alert = AmAlert(self.labels_for(episode, state),
                         self.annotations_for(episode, record, state, record.get("silence_s")), time.time())
         with self._lock:

@@ -90,6 +90,10 @@ def format_console(event: str, episode: dict[str, Any], wall_time: float, *, tex
         head = f"ALERT stalled {printable(where, 200)} [{tag}] no progress for {silence}{since}"
         trig = _trigger_text(episode)
         tail = f": {printable(trig, text_limit)}" if trig else ""
+        if episode.get("verdict") == "ghost":  # the note names the claim and the evidence lines
+            note = printable(episode.get("note") or "ghost room", 300)
+            head = f"ALERT ghost {printable(where, 200)} [{tag}] {note}"
+            tail = ""
     else:
         outage = episode.get("outage_s", episode.get("silence_s"))
         outcome = episode.get("outcome") or episode.get("verdict") or "ended"

@@ -16,6 +16,8 @@ def open_state(episode: Episode, log_now: dt.datetime | None = None, window: flo
     episode whose last word was the give-up counts as a ghost."""
     if not episode.stalled:
         return "reconnecting"
+    if episode.ghost:  # lkwedge.detect.ghost decided it (SDK version, or silence after a claimed reconnect)
+        return "ghost"
     if episode.outcome != "gave_up":
         return "stalled"
     if log_now is None or episode.last_progress is None:

@@ -193,7 +193,8 @@ class Watcher:
     def exit_code(self) -> int:
         if self.input_failed:
             return 2
-        stalled = bool(self.detector.summary()["stalled"])
+        summary = self.detector.summary()
+        stalled = bool(summary["stalled"]) or bool(summary.get("ghost"))
         return 1 if stalled or any(ep.stalled for ep in self.detector.open_episodes()) else 0
 
     # -- input ---------------------------------------------------------------------------------------
@@ -311,16 +312,18 @@ class Watcher:
         state = self.states.get(id(ep))
         if state is None:
             state = self.states[id(ep)] = _EpState(time.monotonic())
-        if event == "stalled" and not state.alerted:
+        if event in ("stalled", "ghost") and not state.alerted:
             state.alerted = True
             state.alert_wall = time.time()
             record = ep.to_dict()
-            record["verdict"] = "stalled"
+            record["verdict"] = "ghost" if ep.ghost else "stalled"
             silence = ep.current_silence(self.detector.last_log_time(self._stream_of(ep)))
             record["silence_s"] = None if silence is None else round(silence, 3)
             self._emit("alert", record, state.alert_wall)
             for hook in self.hooks:
                 self._call_hook(hook.on_alert, ep, record)
+            if ep.closed_by is not None:  # a ghost found after its episode closed: nothing more will come
+                self.states.pop(id(ep), None)
         elif event == "closed":
             self.states.pop(id(ep), None)
             record = ep.to_dict()

@@ -6,6 +6,7 @@ An episode fails when it breaks any per-episode rule; it is reported once, with 
 - ``max_silence``: an episode whose longest silence exceeds the limit (episodes without timestamps have no
   known silence and cannot break this rule);
 - ``fail_on``: an episode whose verdict is listed.
+- ``max_ghosts``: the same for ``ghost`` episodes (ghost rooms fail like stalls, with their own count);
 ``expect_recovered`` is about the whole run (at least N ``recovered`` episodes): its failure has no episode.
 """
 
@@ -33,6 +34,7 @@ class CheckOptions:
     max_silence: float | None = None  # seconds; None = no limit
     fail_on: tuple[str, ...] = ()
     expect_recovered: int | None = None
+    max_ghosts: int = 0
 
 
 @dataclass
@@ -58,6 +60,8 @@ def episode_summary(ep: Episode) -> str:
         parts.append(f"silence {seconds(ep.silence_s)}")
     if ep.outcome:
         parts.append(f"outcome {ep.outcome}")
+    if ep.confidence:
+        parts.append(f"confidence {ep.confidence}")
     if ep.verdict == "unresolved" and ep.log_left_s is not None:
         parts.append(f"log ends {seconds(ep.log_left_s)} later")
     return ", ".join(parts)
@@ -111,6 +115,7 @@ def run_checks(result: ScanResult, options: CheckOptions) -> CheckOutcome:
                           f"{options.max_silence:g} s")
     for verdict, count in by_verdict.items():
         assertions.append(f"fail-on {verdict}: {plural(count, verdict + ' episode')}")
+    _check_ghosts(result, options, assertions, failures)
     if options.expect_recovered is not None:
         recovered = sum(1 for ep in result.episodes if ep.verdict == "recovered")
         if recovered < options.expect_recovered:
@@ -119,6 +124,28 @@ def run_checks(result: ScanResult, options: CheckOptions) -> CheckOutcome:
             assertions.append(line)
             failures.append(Failure(rule="expect-recovered", message=line))
     return CheckOutcome(assertions=assertions, failures=failures)
+
+
+def _check_ghosts(result: ScanResult, options: CheckOptions, assertions: list[str],
+                  failures: list[Failure]) -> None:
+    ghosts = [ep for ep in result.episodes if ep.verdict == "ghost"]
+    if len(ghosts) <= options.max_ghosts:
+        return
+    line = f"max-ghosts: {plural(len(ghosts), 'ghost episode')}, at most {options.max_ghosts} allowed"
+    assertions.insert(1 if assertions and assertions[0].startswith("max-stalls") else 0, line)
+    reason = f"{len(ghosts)} ghost > max-ghosts {options.max_ghosts}"
+    by_episode = {id(f.episode): f for f in failures if f.episode is not None}
+    for ep in ghosts:
+        failure = by_episode.get(id(ep))
+        if failure is not None:  # also broke another rule: one failure per episode, every rule listed
+            failure.rule = f"max-ghosts, {failure.rule}"
+            failure.reasons.insert(0, reason)
+            failure.message = f"{printable(ep.file)}:{ep.line}: {episode_summary(ep)} [{failure.rule}]"
+            continue
+        message = f"{printable(ep.file)}:{ep.line}: {episode_summary(ep)} [max-ghosts]"
+        failures.append(Failure(rule="max-ghosts", reasons=[reason], episode=ep, message=message))
+    order = {id(ep): i for i, ep in enumerate(result.episodes)}
+    failures.sort(key=lambda f: order.get(id(f.episode), len(order)) if f.episode is not None else len(order))
 
 
 # GitHub workflow commands: https://docs.github.com/actions/reference/workflow-commands-for-github-actions

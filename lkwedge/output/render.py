@@ -83,9 +83,15 @@ def write_plain(result: ScanResult, out: Console, err: Console | None,
         line = Text(episode_line(ep, incident=ids.get(ep.id)))
         line.stylize(look(ep.verdict).rich, 0, len(ep.verdict))
         out.print(line, soft_wrap=True)
-    if err is not None:
+    if err is not None:  # everything but the episodes goes to stderr, the summary sentence last but notes
         for inc in incidents or []:
             err.print(Text(incident_line(inc)), soft_wrap=True)
+        for ep in result.episodes:
+            if ep.advice:
+                err.print(Text(printable(f"advice for {shown_path(ep.file)}:{ep.line}: {ep.advice}")),
+                          soft_wrap=True)
+        for line in sdk_lines(result.summary):
+            err.print(Text(line), soft_wrap=True)
         err.print(summary_sentence(result.summary), soft_wrap=True)
         for note in summary_notes(result.summary):
             err.print(Text(note), soft_wrap=True)
@@ -145,6 +151,8 @@ def table_text(result: ScanResult, width: int, incidents: list[Incident] | None 
         out.extend(_facts(facts, indent, width))
         if ep.note:
             out.extend(_wrapped(printable(ep.note, NOTE_LIMIT), indent, width, "dim"))
+        if ep.advice:
+            out.extend(_wrapped("advice: " + printable(ep.advice, NOTE_LIMIT), indent, width, "dim"))
     return out
 
 
@@ -181,10 +189,9 @@ def write_table(result: ScanResult, console: Console, quiet: bool = False,
         for line in _wrapped(incident_line(inc), 0, console.width, "bold"):
             console.print(line, soft_wrap=True)
     if not quiet:
-        for line in _wrapped(summary_sentence(result.summary), 0, console.width):
-            console.print(line, soft_wrap=True)
-        for note in summary_notes(result.summary):
-            for line in _wrapped(note, 0, console.width):
+        summary = result.summary
+        for text in [*sdk_lines(summary), summary_sentence(summary), *summary_notes(summary)]:
+            for line in _wrapped(text, 0, console.width):
                 console.print(line, soft_wrap=True)
 
 
@@ -194,3 +201,12 @@ def summary_text(summary: dict[str, object]) -> Text:
     for note in summary_notes(summary):
         text.append("\n" + note)
     return text
+
+
+def sdk_lines(summary: dict[str, object]) -> list[str]:
+    """``sdk: agent.log: livekit-ffi 0.12.40-0.12.44 (python livekit 1.0.23-1.0.25)``, one per input."""
+    found = summary.get("sdk")
+    if not isinstance(found, dict):
+        return []
+    return [printable(f"sdk: {shown_path(name)}: {guess['label'] if isinstance(guess, dict) else 'unknown'}")
+            for name, guess in found.items()]

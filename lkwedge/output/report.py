@@ -24,12 +24,13 @@ from lkwedge.detect.episodes import Episode
 from lkwedge.detect.incidents import Incident, incident_of
 from lkwedge.errors import InputError
 from lkwedge.output.present import look, plural, seconds, shown_path
+from lkwedge.output.render import sdk_lines
 from lkwedge.safe import printable
 from lkwedge.verdicts import severity
 
-VERDICTS = ["recovered", "disconnected", "stalled", "unresolved"]
+VERDICTS = ["recovered", "disconnected", "stalled", "unresolved", "ghost"]
 COLUMNS = ["start", "end", "silence_s", "outcome", "verdict", "key", "job", "room", "file", "line",
-           "attempts", "log_left_s", "note"]
+           "attempts", "log_left_s", "note", "confidence", "sdk", "advice"]
 WORST_N = 5
 
 
@@ -39,6 +40,7 @@ def episodes_frame(episodes: Iterable[Episode]) -> pd.DataFrame:
         "start": ep.start, "end": ep.end, "silence_s": ep.silence_s, "outcome": ep.outcome,
         "verdict": ep.verdict, "key": ep.key, "job": ep.job, "room": ep.room, "file": ep.file,
         "line": ep.line, "attempts": ep.attempts, "log_left_s": ep.log_left_s, "note": ep.note,
+        "confidence": ep.confidence, "sdk": (ep.sdk or {}).get("label"), "advice": ep.advice or None,
     } for ep in episodes]
     df = pd.DataFrame(rows, columns=COLUMNS)
     for col in ("start", "end"):
@@ -50,7 +52,7 @@ def episodes_frame(episodes: Iterable[Episode]) -> pd.DataFrame:
     # Unknown future verdicts (e.g. "ghost") are kept, after the known ones.
     extra = sorted(set(df["verdict"].dropna()) - set(VERDICTS))
     df["verdict"] = pd.Categorical(df["verdict"], categories=VERDICTS + extra)
-    for col in ("outcome", "key", "job", "room", "file", "note"):
+    for col in ("outcome", "key", "job", "room", "file", "note", "confidence", "sdk", "advice"):
         df[col] = df[col].astype("string")
     return df
 
@@ -67,11 +69,14 @@ def _worst(incidents: pd.DataFrame, column: str) -> list[dict[str, Any]]:
     grouped = known.groupby(column, observed=True).agg(
         not_recovered=("verdict", "size"),
         stalled=("verdict", lambda v: int((v == "stalled").sum())),
+        ghosts=("verdict", lambda v: int((v == "ghost").sum())),
         max_silence_s=("silence_s", "max"),
     )
-    grouped = grouped.sort_values(["stalled", "not_recovered", "max_silence_s"], ascending=False)
+    grouped["wedged"] = grouped["stalled"] + grouped["ghosts"]  # ghosts rank like stalls
+    grouped = grouped.sort_values(["wedged", "not_recovered", "max_silence_s"], ascending=False)
     grouped = grouped.head(WORST_N)
     return [{column: str(name), "not_recovered": int(row.not_recovered), "stalled": int(row.stalled),
+             "ghosts": int(row.ghosts),
              "max_silence_s": None if pd.isna(row.max_silence_s) else float(row.max_silence_s)}
             for name, row in grouped.iterrows()]
 
@@ -143,6 +148,8 @@ def render_summary(summary: dict[str, Any], scan_summary: dict[str, Any],
     lines = scan_summary.get("lines", "?")
     head.append(f": {plural(summary['episodes'], 'reconnect episode')} in {plural(int(lines), 'line')}"
                 if isinstance(lines, int) else f": {plural(summary['episodes'], 'reconnect episode')}")
+    for line in sdk_lines(scan_summary):
+        head.append("\n" + line)
     if summary["first"]:
         first, last = (pd.Timestamp(summary[k]).strftime("%Y-%m-%d %H:%M:%SZ") for k in ("first", "last"))
         head.append(f"\nepisodes start between {first} and {last} (log time)")
@@ -171,11 +178,11 @@ def render_summary(summary: dict[str, Any], scan_summary: dict[str, Any],
             continue
         table = _table(f"{title} (episodes not recovered)")
         table.add_column(column)
-        for col in ("not recovered", "stalled", "max silence"):
+        for col in ("not recovered", "stalled", "ghosts", "max silence"):
             table.add_column(col, justify="right")
         for row in rows:
             table.add_row(Text(printable(row[column])), str(row["not_recovered"]), str(row["stalled"]),
-                          _secs(row["max_silence_s"]))
+                          str(row["ghosts"]), _secs(row["max_silence_s"]))
         parts.append(table)
 
     by_hour = summary["not_recovered_by_hour_utc"]
@@ -273,4 +280,5 @@ def build(result: ScanResult, incidents: list[Incident] | None = None) -> tuple[
         df["incident"] = pd.Series([ids.get(ep.id) for ep in result.episodes], dtype="string")
         summary["incidents"] = [inc.to_dict() for inc in incidents]
         summary["headline"] = headline(result.episodes, incidents)
+    summary["sdk"] = result.summary.get("sdk", {})  # per input: python livekit / livekit-ffi range
     return df, summary

@@ -21,6 +21,7 @@ from typing import Any
 
 from lkwedge.detect.episodes import Episode
 from lkwedge.output.present import OTHER_LOOK, VERDICT_LOOKS, seconds
+from lkwedge.output.render import sdk_lines
 from lkwedge.safe import printable
 
 COLORS = {verdict: look.html for verdict, look in VERDICT_LOOKS.items()}
@@ -45,7 +46,8 @@ def _episode_json(index: int, ep: Episode) -> dict[str, Any]:
         "start": ep.start.isoformat() if ep.start else None, "end": ep.end.isoformat() if ep.end else None,
         "silence_s": ep.silence_s, "key": printable(ep.key), "job": ep.job and printable(ep.job),
         "room": ep.room and printable(ep.room), "file": printable(ep.file), "line": ep.line,
-        "attempts": ep.attempts, "note": printable(ep.note or ""),
+        "attempts": ep.attempts,
+        "note": printable((ep.note or "") + (f" · advice: {ep.advice}" if ep.advice else "")),
         "evidence": [{"line": ev.line, "time": ev.time.isoformat() if ev.time else None, "role": ev.role,
                       "text": printable(ev.text)} for ev in ep.evidence],
     }
@@ -207,10 +209,11 @@ def _worst_table(rows: list[dict[str, Any]], column: str) -> str:
     if not rows:
         return f'<p class="muted">No episode not recovered with a known {column}.</p>'
     body = "".join(f"<tr><td>{_e(r[column])}</td><td class=num>{r['not_recovered']}</td>"
-                   f"<td class=num>{r['stalled']}</td><td class=num>{_secs(r['max_silence_s'])}</td></tr>"
+                   f"<td class=num>{r['stalled']}</td><td class=num>{r.get('ghosts', 0)}</td>"
+                   f"<td class=num>{_secs(r['max_silence_s'])}</td></tr>"
                    for r in rows)
     return (f'<table class="small"><thead><tr><th>{column}</th><th>not recovered</th><th>stalled</th>'
-            f"<th>max silence</th></tr></thead><tbody>{body}</tbody></table>")
+            f"<th>ghosts</th><th>max silence</th></tr></thead><tbody>{body}</tbody></table>")
 
 
 _VERDICT_CSS = "".join(f".card.v-{v} b,.verdict.{v}{{color:{c}}}" for v, c in COLORS.items())
@@ -523,7 +526,8 @@ def render_html(episodes: Sequence[Episode], summary: dict[str, Any], scan_summa
 
     def badness(item: tuple[str, list[tuple[int, Episode]]]) -> tuple[int, int, str]:
         eps = [ep for _, ep in item[1]]
-        return (-sum(ep.verdict == "stalled" for ep in eps), -sum(ep.verdict != "recovered" for ep in eps),
+        wedged = sum(ep.verdict in ("stalled", "ghost") for ep in eps)
+        return (-wedged, -sum(ep.verdict != "recovered" for ep in eps),
                 item[0])
 
     ordered = sorted(groups.items(), key=badness)
@@ -555,7 +559,8 @@ def render_html(episodes: Sequence[Episode], summary: dict[str, Any], scan_summa
     head_cells = "".join(f'<th data-col="{c}"{" class=num" if num else ""}>{_e(label)}</th>'
                          for c, label, num in _TABLE_COLS) + "<th>evidence</th>"
     span = f"{_short(summary['first'])} … {_short(summary['last'])}" if summary["first"] else "no log times"
-    notes = "".join(f"<li>{_e(n)}</li>" for n in scan_summary.get("notes", []) or [])
+    notes = "".join(f"<li>{_e(n)}</li>"
+                    for n in [*(scan_summary.get("notes", []) or []), *sdk_lines(scan_summary)])
     if summary["worst_jobs"] or not summary["worst_keys"]:
         worst_first = f"<h3>Worst jobs</h3>{_worst_table(summary['worst_jobs'], 'job')}"
     else:  # logs without job ids: rank the streams (pid, service, file) instead
