@@ -14,7 +14,8 @@ from lkwedge.cli import main
 from lkwedge.cli.common import input_options, run_guarded, scan_options_from
 from lkwedge.detect.trace import LineTrace, trace_line
 from lkwedge.errors import InputError
-from lkwedge.read.sources import describe, open_text
+from lkwedge.read.framing import read_lines
+from lkwedge.read.sources import describe
 from lkwedge.safe import printable
 
 ROLE_MEANING = {
@@ -35,8 +36,7 @@ def _trace(where: str, options: Any) -> LineTrace:
     if not m or int(m.group("line")) < 1:
         raise InputError(f"expected FILE:LINE (a line number from 1), got {where!r}")
     source = describe(m.group("file"))
-    with open_text(source) as text:
-        trace = trace_line(source.name, text, int(m.group("line")), options)
+    trace = trace_line(source.name, read_lines(source.path, source.name), int(m.group("line")), options)
     if trace.record_line is None and not trace.text:
         raise InputError(f"{m.group('file')} has no line {m.group('line')}")
     return trace

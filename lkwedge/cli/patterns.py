@@ -29,7 +29,8 @@ from lkwedge.detect.sampletest import (
     sample_file,
 )
 from lkwedge.errors import InputError
-from lkwedge.read.sources import describe, open_text
+from lkwedge.read.framing import read_lines
+from lkwedge.read.sources import describe
 from lkwedge.safe import printable
 
 
@@ -117,8 +118,7 @@ def _log_stats(logs: list[str], pattern_set: PatternSet) -> list[LogStats]:
     found = []
     for path in logs:
         source = describe(path)
-        with open_text(source) as text:
-            found.append(analyze_log(source.name, text, pattern_set))
+        found.append(analyze_log(source.name, read_lines(source.path, source.name), pattern_set))
     return found
 
 

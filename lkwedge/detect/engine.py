@@ -112,10 +112,6 @@ class Stream:
         self.reversed = False
         self.anchor_line = 0  # one record per line: the first dated line, examined like a pattern line
 
-    @property
-    def clock_now(self) -> dt.datetime | None:
-        return self.clock.now
-
     def stats(self) -> StreamStats:
         notes: list[str] = []
         if self.reversed:

@@ -8,8 +8,8 @@ pattern match and episode are exactly what `scan` computes, not a re-implementat
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TextIO
 
 from lkwedge.detect.debug_values import facts_for
 from lkwedge.detect.engine import Detector, Reading, ScanOptions, Stream
@@ -53,8 +53,8 @@ def _key_for(stream: Stream, record: Record) -> str:
     return f"svc:{record.svc}" if record.svc else stream.name
 
 
-def trace_line(name: str, text: TextIO, target: int, options: ScanOptions | None = None) -> LineTrace:
-    """Read ``text`` to the end and explain physical line ``target`` (1-based)."""
+def trace_line(name: str, text: Iterable[str], target: int, options: ScanOptions | None = None) -> LineTrace:
+    """Read the lines of ``text`` to the end and explain physical line ``target`` (1-based)."""
     applied: list[tuple[int, str, Record, dt.datetime | None, Match | None, Episode | None, str]] = []
 
     class _Traced(Detector):

@@ -162,6 +162,15 @@ def read_chunks(binary: BinaryIO, label: str, size: int = CHUNK) -> Iterator[byt
         raise InputError(f"cannot read {label}: {_why(exc)}") from None
 
 
+def read_lines(path: str | None, label: str, max_line: int = DEFAULT_MAX_LINE) -> Iterator[str]:
+    """An input's lines, framed exactly as `scan` frames them (for tools that want every line)."""
+    framer = LineFramer(max_line)
+    with open_binary(path, label) as binary:
+        for data in read_chunks(binary, label):
+            yield from framer.feed(data)
+    yield from framer.finish()
+
+
 def _why(exc: BaseException) -> str:
     if isinstance(exc, gzip.BadGzipFile | EOFError):
         return f"damaged gzip data ({exc})"
