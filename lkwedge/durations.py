@@ -49,8 +49,8 @@ class DurationType(click.ParamType):
     name = "duration"
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        if isinstance(value, float):
-            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)  # a default or a TOML number: no grammar needed
         try:
             return parse_duration(str(value))
         except InputError as exc:

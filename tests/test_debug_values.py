@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from conftest import scan_json
 
@@ -112,3 +115,41 @@ def test_a_leave_with_action_disconnect_inside_a_failed_attempt_ends_the_episode
     assert "removed" in ep["advice"]
     # the same line with action=Reconnect is only progress: the silence after it is a stall
     assert _leave_during_reconnect(tmp_path, "Reconnect")["verdict"] == "stalled"
+
+
+# -- the session-close fast path gives what the grammar gives ------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from lkwedge.detect.debug_values import _session_close_values  # noqa: E402
+
+_names = st.sampled_from(["UnknownReason", "Resume", "Reconnect", "true", "false", "a::B", "_x1", "9x", ""])
+_pieces = ['a', ' ', ':', '"', '\\', '\\"', 'é', '\t', 'x']
+_inner = st.lists(st.sampled_from(_pieces), max_size=12).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(inner=_inner, first=_names, second=_names, spaces=st.sampled_from([" ", "  "]))
+def test_session_close_fast_path_agrees_with_the_grammar(inner: str, first: str, second: str,
+                                                         spaces: str) -> None:
+    payload = f'"{inner}"{spaces}{first} {second}'
+    try:
+        expected = parse_debug_sequence(payload)
+    except ValueError:
+        expected = None
+    try:
+        got = _session_close_values(payload)
+    except ValueError:
+        got = None
+    assert got == expected
+
+
+def test_session_close_fast_path_reads_the_usual_line_without_the_grammar() -> None:
+    # in a fresh interpreter: pyparsing is not even imported for the usual close line
+    code = ("import sys; from lkwedge.detect.debug_values import facts_for; "
+            "f = facts_for('session-close', 'received session close: "
+            "\"signal client closed: \\\\\"ping timeout\\\\\"\" UnknownReason Resume'); "
+            "print(f['close_cause'], f['close_reason'], f['leave_action'], 'pyparsing' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["ping", "timeout", "UnknownReason", "Resume", "False"]

@@ -42,7 +42,7 @@ def input_options(command: F) -> F:
     options = [
         click.option("--window", type=DURATION, default=20.0, show_default="20s",
                      help="Log time without progress after which an episode is stalled."),
-        click.option("--ghost-window", type=DURATION, default="10s", show_default=True,
+        click.option("--ghost-window", type=DURATION, default=10.0, show_default="10s",
                      expose_value=False, callback=_keep_ghost_window,
                      help="Log time without media activity after a reconnect claims success that makes "
                           "a ghost room."),
@@ -169,7 +169,7 @@ def filter_options(command: F) -> F:
                      help="Only episodes starting at or after this log time (ISO 8601; no zone = --tz)."),
         click.option("--until", default=None, metavar="TIME",
                      help="Only episodes starting before this log time (ISO 8601; no zone = --tz)."),
-        click.option("--incident-gap", type=DURATION, default="2s", show_default=True,
+        click.option("--incident-gap", type=DURATION, default=2.0, show_default="2s",
                      help="Episodes of different jobs in one log starting this close together are one "
                           "incident (a network blip or server migration hits every job at once)."),
     ]

@@ -153,12 +153,26 @@ def ends_connection(facts: dict[str, object]) -> bool:
     return facts.get("can_reconnect") is False or facts.get("leave_action") == "Disconnect"
 
 
+# The usual session-close payload: a string (no tab; no escape but \") and two bare names. It gives
+# what the grammar gives (tests/test_debug_values.py checks both on generated payloads) without paying
+# for pyparsing on every close line; anything else goes to the grammar.
+_PLAIN_CLOSE = re.compile(r'"((?:[^"\\\t]|\\")*)" ([A-Za-z_]\w*) ([A-Za-z_]\w*)')  # pyparsing expands tabs
+_BOOLEAN_NAMES = frozenset({"true", "false"})
+
+
+def _session_close_values(payload: str) -> list[Any]:
+    m = _PLAIN_CLOSE.fullmatch(payload)
+    if m is None or not _BOOLEAN_NAMES.isdisjoint(m.group(2, 3)):
+        return parse_debug_sequence(payload)
+    return [m.group(1).replace('\\"', '"'), m.group(2), m.group(3)]
+
+
 def facts_for(pattern_id: str, message: str) -> dict[str, object]:
     """Structured fields of one matched line (close reason, leave action, error kind...)."""
     facts: dict[str, object] = {}
     try:
         if pattern_id == "session-close":
-            values = parse_debug_sequence(message.split("received session close: ", 1)[1])
+            values = _session_close_values(message.split("received session close: ", 1)[1])
             if values and isinstance(values[0], str):
                 facts["close_source"] = values[0]
                 m = _CLOSE_CAUSE.match(values[0])

@@ -36,6 +36,7 @@ COLUMNS = tuple(dict.fromkeys(PATTERN_COLUMN.values()))
 _FORWARDED_LINE = re.compile(r"\b(livekit[\w:]*):(\d{2,5}):[\w:…]* - ")
 _FFI_INIT = re.compile(r"initializing ffi server v(\d+(?:\.\d+)+)")
 #: the first release where the engine always emits Disconnected after giving up (rust-sdks #1096)
+MESSAGES_REMEMBERED = 10_000  # per stream; past it, new messages are read every time (same result)
 FFI_DISCONNECT_FIX: Version = (0, 12, 59)
 RTC_DISCONNECT_FIX: Version = (1, 1, 9)
 
@@ -290,20 +291,34 @@ class Fingerprinter:
         self._seen: set[str] = set()
         self._cached: SdkGuess | None = None
         self._cached_dict: dict[str, object] | None = None
+        self._messages: set[str] = set()  # messages whose wording was read already
 
     def observe(self, pattern_id: str, message: str, text: str, groups: dict[str, str],
                 first_attempt: bool = False) -> None:
         column = PATTERN_COLUMN.get(pattern_id)
-        if column is not None:
-            m = _FORWARDED_LINE.search(text)
-            if m:
-                self._line(column, int(m.group(2)))
+        forwarded = _FORWARDED_LINE.search(text)
+        if column is not None and forwarded:
+            self._line(column, int(forwarded.group(2)))
         if pattern_id in ("resume-attempt", "restart-attempt") and "n" in groups:
             n = int(groups["n"])
             if n == 0:
                 self._constrain((LOW, (0, 12, 57)), "attempts are 0-based (ffi <= 0.12.57)")
             elif n >= 10 or (first_attempt and n == 1):
                 self._constrain(((0, 12, 58), HIGH), "attempts are 1-based (ffi >= 0.12.58)")
+        if message not in self._messages:  # each constraint counts once: a message seen before adds none
+            if len(self._messages) < MESSAGES_REMEMBERED:
+                self._messages.add(message)
+            self._observe_message(message)
+        if forwarded and self.table.line_rules:
+            target, line = forwarded.group(1), int(forwarded.group(2))
+            for lr in self.table.line_rules:
+                if lr.line == line and lr.target == target and lr.message.strip() in message:
+                    self._constrain_rtc(lr.rtc, f"{target}:{line}: {lr.message.strip()}")
+        for target, rtc in self.table.target_rules:
+            if target in text[:300]:
+                self._constrain_rtc(rtc, f"target {target}")
+
+    def _observe_message(self, message: str) -> None:
         m = _FFI_INIT.search(message)
         if m:
             exact = parse_version(m.group(1))
@@ -314,15 +329,6 @@ class Fingerprinter:
                     self._constrain(rule.ffi, rule.note)
                 if rule.rtc is not None:
                     self._constrain_rtc(rule.rtc, rule.note or f"wording {rule.regex.pattern[:40]!r}")
-        forwarded = _FORWARDED_LINE.search(text)
-        if forwarded and self.table.line_rules:
-            target, line = forwarded.group(1), int(forwarded.group(2))
-            for lr in self.table.line_rules:
-                if lr.line == line and lr.target == target and lr.message.strip() in message:
-                    self._constrain_rtc(lr.rtc, f"{target}:{line}: {lr.message.strip()}")
-        for target, rtc in self.table.target_rules:
-            if target in text[:300]:
-                self._constrain_rtc(rtc, f"target {target}")
 
     def _line(self, column: str, line: int) -> None:
         key = f"{column}:{line}"
