@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.text import Text
 
 from lkwedge.cli import main
 from lkwedge.cli.common import (
@@ -18,7 +17,7 @@ from lkwedge.cli.common import (
     filter_options,
     input_options,
     jobs_option,
-    make_console,
+    line_console,
     output_options,
     paths_or_stdin,
     readable_inputs,
@@ -108,15 +107,15 @@ def check_command(paths: tuple[str, ...], max_stalls: int | None, max_ghosts: in
     outcome = run_checks(result, options)
     unrecognised = [] if allow_empty else list(result.summary.get("unrecognised_inputs") or [])
 
-    out = make_console(color)
+    out = line_console(color)
     if not quiet:
-        out.print(Text("lkwedge check: ") + summary_sentence(result.summary), soft_wrap=True)
+        out.print("lkwedge check: " + summary_sentence(result.summary), soft_wrap=True)
     for name in unrecognised:
-        out.print(Text(f"FAIL no-input: {printable(name, 300)}: no line recognised (no timestamp, no LiveKit "
-                       "target; --allow-empty to accept)"), soft_wrap=True)
+        out.print(f"FAIL no-input: {printable(name, 300)}: no line recognised (no timestamp, no LiveKit "
+                  "target; --allow-empty to accept)", soft_wrap=True)
     if not quiet:
         for line in sdk_lines(result.summary):
-            out.print(Text(line), soft_wrap=True)
+            out.print(line, soft_wrap=True)
     for line in outcome.assertions:
         click.echo(f"FAIL {line}")
     for failure in outcome.episode_failures:

@@ -8,16 +8,16 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
-from rich.console import Console
 
 from lkwedge.detect.engine import ScanOptions, ScanResult
 from lkwedge.detect.episodes import Episode
 from lkwedge.detect.incidents import DEFAULT_GAP, Incident, find_incidents
 from lkwedge.durations import DURATION
 from lkwedge.errors import InputError
+from lkwedge.output.render import LineConsole, PlainConsole, colour_possible
 from lkwedge.read.clock import DEFAULT_MAX_JUMP, parse_tz
 from lkwedge.read.framing import DEFAULT_MAX_LINE
 from lkwedge.read.sources import describe
@@ -25,6 +25,9 @@ from lkwedge.safe import printable
 from lkwedge.verdicts import Verdict
 
 T = TypeVar("T")
+if TYPE_CHECKING:
+    from rich.console import Console
+
 F = TypeVar("F", bound=Callable[..., object])
 
 
@@ -70,7 +73,8 @@ def jobs_option(command: F) -> F:
     """--jobs: how many processes read files at once (scan, check, report)."""
     return click.option("--jobs", "-j", "workers", type=click.IntRange(min=1), default=os.cpu_count() or 1,
                         show_default="all cores",
-                        help="Read this many files at once (one process each); output keeps input order.",
+                        help="Read this many files at once (one process each; one big file is shared "
+                             "by two); output keeps input order.",
                         )(command)
 
 
@@ -131,6 +135,8 @@ def output_options(command: F) -> F:
 def make_console(color: str = "auto", stderr: bool = False) -> Console:
     """A Rich console for untrusted text (no markup, no highlighting) honouring --color; with auto, rich
     itself honours NO_COLOR and FORCE_COLOR."""
+    from rich.console import Console
+
     kwargs: dict[str, object] = {}
     if color == "always":
         kwargs["force_terminal"] = True
@@ -138,6 +144,12 @@ def make_console(color: str = "auto", stderr: bool = False) -> Console:
         kwargs["no_color"] = True
         kwargs["color_system"] = None
     return Console(stderr=stderr, highlight=False, markup=False, emoji=False, **kwargs)  # type: ignore[arg-type]
+
+
+def line_console(color: str = "auto", stderr: bool = False) -> LineConsole:
+    """For line-oriented output: a plain writer where no colour can be drawn (piped, --color never),
+    which keeps rich out of the process; else a Rich console."""
+    return make_console(color, stderr) if colour_possible(color, stderr) else PlainConsole(stderr)
 
 
 def readable_inputs(paths: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:

@@ -14,6 +14,7 @@ from lkwedge.cli.common import (
     filter_options,
     input_options,
     jobs_option,
+    line_console,
     make_console,
     output_options,
     paths_or_stdin,
@@ -62,7 +63,7 @@ def scan_command(paths: tuple[str, ...], window: float, date: object, patterns: 
     elif sys.stdout.isatty():
         write_table(result, make_console(color), quiet, incidents)
     else:
-        write_plain(result, make_console(color), None if quiet else make_console(color, stderr=True),
+        write_plain(result, line_console(color), None if quiet else line_console(color, stderr=True),
                     incidents)
     if some_unreadable:
         sys.exit(2)

@@ -20,6 +20,7 @@ the wall clock (`advance_clock`); that proof is recorded on the episode and stay
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import itertools
 import operator
 import re
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from lkwedge.detect import split as split_file
 from lkwedge.detect.episodes import VERDICTS, Episode, EpisodeBook, Hit, Listener
 from lkwedge.detect.ghost import DEFAULT_GHOST_WINDOW
 from lkwedge.detect.patterns import PatternSet
@@ -51,6 +53,7 @@ from lkwedge.read.framing import (
     LineFramer,
     open_binary,
     read_chunks,
+    read_some,
     split_lines,
 )
 from lkwedge.read.sources import Input, describe
@@ -476,7 +479,8 @@ def scan(paths: Sequence[str], options: ScanOptions | None = None,
          on_progress: ProgressCallback | None = None, listener: Listener | None = None,
          jobs: int = 1) -> ScanResult:
     """Read saved logs to the end and return every episode with its verdict. With ``jobs`` > 1 and
-    several files (and no listener), files are read by that many processes; results keep input order."""
+    several files (and no listener), files are read by that many processes; results keep input order.
+    With ``jobs`` > 1 and one file, a big file's second part is prefiltered by a second process."""
     options = options or ScanOptions()
     inputs = [describe(path) for path in paths]  # fail fast on a missing file, before any output
     total = sum(source.size or 0 for source in inputs)
@@ -485,36 +489,81 @@ def scan(paths: Sequence[str], options: ScanOptions | None = None,
         return _scan_in_processes(inputs, options, on_progress, total, jobs)
     detector = Detector(options, listener)
     done = 0
-    for source in inputs:
-        _scan_one(detector, source, on_progress, done, total)
+    for source in inputs:  # one file at a time: a big one may still use a second process (split)
+        _scan_one(detector, source, on_progress, done, total, split=jobs > 1)
         done += source.size or 0
     return ScanResult(detector.episodes(), detector.summary())
 
 
 def _scan_one(detector: Detector, source: Input, on_progress: ProgressCallback | None, done: int,
-              total: int) -> Stream:
+              total: int, split: bool = False) -> Stream:
     stream = detector.stream(source.name, source.mtime)
     progress = None if on_progress is None else (lambda position: on_progress(done + position, total))
-    read_input(detector, stream, source, progress)
+    read_input(detector, stream, source, progress, split=split)
     detector.finish(stream)
     return stream
 
 
 def read_input(detector: Detector, stream: Stream, source: Input,
                on_position: Callable[[int], None] | None = None,
-               keep_going: Callable[[], bool] = lambda: True) -> None:
-    """Feed a saved input to its stream, block by block (what `scan` and `watch --once` do)."""
+               keep_going: Callable[[], bool] = lambda: True, split: bool = False) -> None:
+    """Feed a saved input to its stream, block by block (what `scan` and `watch --once` do). ``split``:
+    a big plain file read one record per line may have its second part prefiltered by a forked child
+    (`lkwedge.detect.split`), on the other core; the answer is the same."""
     lineno = 1
     framer = LineFramer(detector.options.max_line)
+    child: split_file.Child | None = None
+    stop_at: int | None = None  # this process reads up to here while the child reads the rest
+    position = 0
     with open_binary(source.path, source.name) as binary:
-        for data in read_chunks(binary, source.name, SCAN_CHUNK):
-            for buf, start, end in framer.feed_spans(data):
-                lineno += detector.feed_block(stream, lineno, buf, start, end)
-            if on_position is not None:
-                on_position(min(source.size or 0, _tell(binary)))
-            if not keep_going():
-                return
+        try:
+            while True:
+                want = SCAN_CHUNK if stop_at is None else min(SCAN_CHUNK, stop_at - position)
+                data = read_some(binary, source.name, want) if want > 0 else b""
+                if not data:
+                    found = None if child is None else child.facts()
+                    if child is not None and found is None:  # the child failed: read its part here
+                        child = stop_at = None
+                        continue
+                    if found is not None:
+                        lineno += detector.apply(stream, lineno, found)
+                        child = None
+                    break
+                position += len(data)
+                for buf, start, end in framer.feed_spans(data):
+                    lineno += detector.feed_block(stream, lineno, buf, start, end)
+                if on_position is not None:
+                    on_position(min(source.size or 0, _tell(binary)))
+                if not keep_going():
+                    return
+                if split and stream.reading is Reading.PER_LINE:
+                    split = False  # one try
+                    gzipped = isinstance(binary, gzip.GzipFile)
+                    if split_file.possible(source.path, gzipped, position, source.size):
+                        child = split_file.fork(
+                            source.path, position, source.size,  # type: ignore[arg-type]
+                            lambda start: _prefilter_from(detector, stream, source, start))
+                        stop_at = None if child is None else child.start
+        finally:
+            if child is not None:
+                child.abandon()
     detector.feed_block(stream, lineno, framer.finish_block())
+
+
+def _prefilter_from(detector: Detector, stream: Stream, source: Input, start: int) -> BlockFacts:
+    """In the child: the facts of ``source`` from line start ``start`` to its end, framed as the parent
+    frames them."""
+    framer = LineFramer(detector.options.max_line)
+    facts = BlockFacts(0, [], {}, [])
+    with open(source.path, "rb") as fh:  # type: ignore[arg-type]
+        fh.seek(start)
+        for data in read_chunks(fh, source.name, SCAN_CHUNK):
+            for buf, begin, end in framer.feed_spans(data):
+                facts.extend(block_facts(detector.prefilter, buf, begin, end, stream.odd_by_automaton))
+    last = framer.finish_block()
+    if last:
+        facts.extend(block_facts(detector.prefilter, last, 0, len(last), stream.odd_by_automaton))
+    return facts
 
 
 def _scan_file(source: Input, options: ScanOptions) -> tuple[list[Episode], StreamStats]:

@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from lkwedge.safe import printable
 from lkwedge.verdicts import Verdict
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,24 +61,49 @@ def verdict_counts(summary: Mapping[str, object]) -> list[tuple[str, int]]:
     return [(str(v), int(summary.get(v, 0) or 0)) for v in shown]  # type: ignore[call-overload]
 
 
-def summary_sentence(summary: Mapping[str, object], open_count: int | None = None) -> Text:
+@dataclass(frozen=True, slots=True)
+class Styled:
+    """A line of text in styled parts, free of rich: rich (about 40 ms to import) is loaded only when
+    colour is drawn (`__rich__`); piped output prints `plain`."""
+
+    parts: tuple[tuple[str, str], ...] = ()  # (text, rich style or "")
+
+    @property
+    def plain(self) -> str:
+        return "".join(text for text, _ in self.parts)
+
+    def __add__(self, other: Styled | str) -> Styled:
+        return Styled(self.parts + (other.parts if isinstance(other, Styled) else ((other, ""),)))
+
+    def __radd__(self, other: str) -> Styled:
+        return Styled(((other, ""), *self.parts))
+
+    def __rich__(self) -> Text:
+        from rich.text import Text
+
+        text = Text()
+        for part, style in self.parts:
+            text.append(part, style=style)
+        return text
+
+
+def summary_sentence(summary: Mapping[str, object], open_count: int | None = None) -> Styled:
     """``3 episodes in 1,204 lines (2 files): 1 stalled, 0 unresolved, 0 disconnected, 2 recovered;
     5 unparsed lines`` — the same words in scan, watch and check. ``open_count`` (watch): episodes still
     open, not in the counts."""
-    text = Text()
     n = int(summary.get("episodes", 0) or 0)  # type: ignore[call-overload]
     lines = int(summary.get("lines", 0) or 0)  # type: ignore[call-overload]
     files = int(summary.get("files", 0) or 0)  # type: ignore[call-overload]
-    text.append(f"{plural(n, 'episode')} in {plural(lines, 'line')} ({plural(files, 'file')}): ")
+    parts = [(f"{plural(n, 'episode')} in {plural(lines, 'line')} ({plural(files, 'file')}): ", "")]
     for i, (verdict, count) in enumerate(verdict_counts(summary)):
         if i:
-            text.append(", ")
-        text.append(f"{count} {look(verdict).label}", style=look(verdict).rich if count else "")
+            parts.append((", ", ""))
+        parts.append((f"{count} {look(verdict).label}", look(verdict).rich if count else ""))
     if open_count:
-        text.append(f", {open_count} still open")
+        parts.append((f", {open_count} still open", ""))
     unparsed = int(summary.get("unparsed", 0) or 0)  # type: ignore[call-overload]
-    text.append(f"; {plural(unparsed, 'unparsed line')}")
-    return text
+    parts.append((f"; {plural(unparsed, 'unparsed line')}", ""))
+    return Styled(tuple(parts))
 
 
 def summary_notes(summary: Mapping[str, object]) -> list[str]:

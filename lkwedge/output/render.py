@@ -9,16 +9,27 @@ its row) followed by the summary.
 from __future__ import annotations
 
 import json
-from typing import TextIO
-
-from rich.console import Console
-from rich.text import Text
+import os
+import sys
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from lkwedge.detect.engine import ScanResult
 from lkwedge.detect.episodes import Episode
 from lkwedge.detect.incidents import Incident, incident_of
-from lkwedge.output.present import look, plural, seconds, shown_path, summary_notes, summary_sentence
+from lkwedge.output.present import (
+    Styled,
+    look,
+    plural,
+    seconds,
+    shown_path,
+    summary_notes,
+    summary_sentence,
+)
 from lkwedge.safe import printable
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
 
 GAP = 2          # spaces between table columns
 NOTE_LIMIT = 400  # characters of a note shown on a terminal (the JSON has all of it)
@@ -74,27 +85,64 @@ def episode_line(ep: Episode, limit: int | None = None, incident: str | None = N
                      f"{ep.note}", limit)
 
 
-def write_plain(result: ScanResult, out: Console, err: Console | None,
+class LineConsole(Protocol):
+    """What line-oriented output needs of a console: a rich Console, or `PlainConsole`."""
+
+    def print(self, line: str | Styled, *, soft_wrap: bool = ...) -> None: ...
+
+
+class PlainConsole:
+    """Lines without colour, written without rich (piped output with --color auto/never)."""
+
+    def __init__(self, stderr: bool = False) -> None:
+        self.stderr = stderr
+
+    def print(self, line: str | Styled, *, soft_wrap: bool = True) -> None:
+        stream = sys.stderr if self.stderr else sys.stdout
+        stream.write((line.plain if isinstance(line, Styled) else line) + "\n")
+
+
+def colour_possible(color: str, stderr: bool = False) -> bool:
+    """Whether rich would draw colour on this stream (the same rules: --color, TTY_COMPATIBLE,
+    FORCE_COLOR, a terminal); NO_COLOR only removes colour, so it needs no check here."""
+    if color == "never":
+        return False
+    if color == "always":
+        return True
+    compatible = os.environ.get("TTY_COMPATIBLE", "")
+    if compatible in ("0", "1"):
+        return compatible == "1"
+    forced = os.environ.get("FORCE_COLOR")
+    if forced is not None:
+        return forced != ""
+    stream = sys.stderr if stderr else sys.stdout
+    try:
+        return stream.isatty()
+    except (ValueError, AttributeError):
+        return False
+
+
+def write_plain(result: ScanResult, out: LineConsole, err: LineConsole | None,
                 incidents: list[Incident] | None = None) -> None:
     """One line per episode on ``out`` (colour only when forced); incidents and the summary on ``err``
     (None: quiet), so ``grep -c`` on stdout counts episodes."""
     ids = incident_of(incidents or [])
     for ep in result.episodes:
-        line = Text(episode_line(ep, incident=ids.get(ep.id)))
-        line.stylize(look(ep.verdict).rich, 0, len(ep.verdict))
-        out.print(line, soft_wrap=True)
+        line = episode_line(ep, incident=ids.get(ep.id))
+        out.print(Styled(((line[:len(ep.verdict)], look(ep.verdict).rich), (line[len(ep.verdict):], ""))),
+                  soft_wrap=True)
     if err is not None:  # everything but the episodes goes to stderr, the summary sentence last but notes
         for inc in incidents or []:
-            err.print(Text(incident_line(inc)), soft_wrap=True)
+            err.print(incident_line(inc), soft_wrap=True)
         for ep in result.episodes:
             if ep.advice:
-                err.print(Text(printable(f"advice for {shown_path(ep.file)}:{ep.line}: {ep.advice}")),
-                          soft_wrap=True)
+                advice = printable(f"advice for {shown_path(ep.file)}:{ep.line}: {ep.advice}")
+                err.print(advice, soft_wrap=True)
         for line in sdk_lines(result.summary):
-            err.print(Text(line), soft_wrap=True)
+            err.print(line, soft_wrap=True)
         err.print(summary_sentence(result.summary), soft_wrap=True)
         for note in summary_notes(result.summary):
-            err.print(Text(note), soft_wrap=True)
+            err.print(note, soft_wrap=True)
 
 
 def _start_format(episodes: list[Episode]) -> tuple[str, str]:
@@ -109,6 +157,8 @@ def _start_format(episodes: list[Episode]) -> tuple[str, str]:
 def table_text(result: ScanResult, width: int, incidents: list[Incident] | None = None) -> list[Text]:
     """The table as lines of at most ``width`` cells (``file:line`` is never cut; a path longer than the
     terminal is the one thing that may overflow, whole, so it can still be copied)."""
+    from rich.text import Text
+
     episodes = result.episodes
     if not episodes:
         return []
@@ -156,9 +206,12 @@ def table_text(result: ScanResult, width: int, incidents: list[Incident] | None 
     return out
 
 
-def _wrapped(text: str | Text, indent: int, width: int, style: str = "") -> list[Text]:
+def _wrapped(text: str | Styled, indent: int, width: int, style: str = "") -> list[Text]:
     """``text`` wrapped at word boundaries to ``width`` cells, each line indented, no trailing spaces."""
-    body = text.copy() if isinstance(text, Text) else Text(text, style=style)
+    from rich.console import Console
+    from rich.text import Text
+
+    body = text.__rich__() if isinstance(text, Styled) else Text(text, style=style)
     room = max(20, width - indent)
     lines = body.wrap(Console(width=room, color_system=None), room)
     out = []
@@ -197,7 +250,7 @@ def write_table(result: ScanResult, console: Console, quiet: bool = False,
 
 def summary_text(summary: dict[str, object]) -> Text:
     """The summary sentence and its notes (kept for callers that print them together)."""
-    text = summary_sentence(summary)
+    text = summary_sentence(summary).__rich__()
     for note in summary_notes(summary):
         text.append("\n" + note)
     return text

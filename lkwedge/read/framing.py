@@ -152,12 +152,14 @@ def open_binary(path: str | None, label: str) -> Iterator[BinaryIO]:
 
 def read_chunks(binary: BinaryIO, label: str, size: int = CHUNK) -> Iterator[bytes]:
     """Blocks of bytes until end of input; a damaged gzip stream is an input error, not a traceback."""
+    while data := read_some(binary, label, size):
+        yield data
+
+
+def read_some(binary: BinaryIO, label: str, size: int) -> bytes:
+    """Up to ``size`` bytes (b"" at the end); a damaged gzip stream is an input error, not a traceback."""
     try:
-        while True:
-            data = binary.read(size)
-            if not data:
-                return
-            yield data
+        return binary.read(size)
     except (gzip.BadGzipFile, EOFError, OSError, io.UnsupportedOperation) as exc:
         raise InputError(f"cannot read {label}: {_why(exc)}") from None
 

@@ -1,0 +1,97 @@
+"""Both cores on one big file: a forked child prefilters the file's second part while this process
+reads the first.
+
+Only one-record-per-line input is split (its blocks can be prefiltered without any stream state:
+`lkwedge.detect.prefilter.block_facts`), only a plain regular file (a gzip stream cannot be entered in
+the middle) and only where enough is left to repay the fork. The child starts at a line start, frames
+and prefilters exactly as this process would, and sends back one `BlockFacts`; the parent, having read
+up to that line, examines the child's candidates in order. Any cut gives the same answer, and if the
+child fails for any reason the parent reads the second part itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+import os
+import signal
+import threading
+from collections.abc import Callable
+
+from lkwedge.detect.prefilter import BlockFacts
+
+MIN_SPLIT = 8 << 20  # bytes left to read: below this the fork and the hand-over save too little
+PARENT_SHARE = 0.4  # the parent also examines every candidate, so it takes the smaller part
+PROBE = 64 << 10
+
+
+def possible(path: str | None, gzipped: bool, position: int, size: int | None) -> bool:
+    return (path is not None and not gzipped and size is not None and size - position >= MIN_SPLIT
+            and hasattr(os, "fork") and threading.active_count() == 1)
+
+
+def next_line_start(path: str, offset: int) -> int | None:
+    """The first line start at or after ``offset`` (just after a newline), or None if none follows."""
+    with open(path, "rb") as fh:
+        fh.seek(offset - 1)
+        position = offset - 1
+        while chunk := fh.read(PROBE):
+            newline = chunk.find(b"\n")
+            if newline >= 0:
+                return position + newline + 1
+            position += len(chunk)
+    return None
+
+
+class Child:
+    """A forked process prefiltering ``path`` from ``start`` to its end."""
+
+    def __init__(self, pid: int, reader: int, start: int) -> None:
+        self.pid = pid
+        self.start = start
+        self._reader = reader
+
+    def facts(self) -> BlockFacts | None:
+        """The child's findings, or None if it failed (the caller then reads the part itself)."""
+        try:
+            with os.fdopen(self._reader, "rb") as pipe:
+                payload = pipe.read()
+            _, status = os.waitpid(self.pid, 0)
+            if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+                return None
+            lines, candidates, unparsed, tail = marshal.loads(payload)
+            return BlockFacts(lines, candidates, unparsed, tail)
+        except (OSError, EOFError, ValueError, TypeError):
+            return None
+
+    def abandon(self) -> None:
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        with contextlib.suppress(OSError):
+            os.close(self._reader)
+
+
+def fork(path: str, position: int, size: int, prefilter_from: Callable[[int], BlockFacts]) -> Child | None:
+    """Start a child on the part of ``path`` after the parent's share of what is left after
+    ``position``; ``prefilter_from(start)`` is what the child runs. None: not worth it or not possible."""
+    start = next_line_start(path, position + int((size - position) * PARENT_SHARE))
+    if start is None or size - start < MIN_SPLIT // 4:
+        return None
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 1
+        try:
+            os.close(reader)
+            facts = prefilter_from(start)
+            payload = marshal.dumps((facts.lines, facts.candidates, facts.unparsed, facts.tail))
+            with os.fdopen(writer, "wb") as pipe:
+                pipe.write(payload)
+            code = 0
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(writer)
+    return Child(pid, reader, start)

@@ -1,0 +1,95 @@
+"""One big file shared by two processes (`scan` with --jobs > 1 on one file): a forked child prefilters
+the second part. The answer must be the one a single process gives, whatever happens to the child."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import run_lkwedge
+from synthlog import write_synth
+
+from lkwedge.detect import engine
+from lkwedge.detect import split as split_file
+from lkwedge.detect.engine import ScanOptions, scan
+
+
+def _big_log(path: Path, lines: int) -> Path:
+    """A synthetic log with stalls and recoveries all along, a 5 kB line (too long at --max-line 2048)
+    around the split point, CRLF endings in places, and a last line without its newline."""
+    write_synth(path, lines=lines, stalls=4, recoveries=12, disconnects=2)
+    body = path.read_bytes().split(b"\n")
+    middle = len(body) * 2 // 5
+    body[middle] = body[middle] + b" " + b"x" * 5000
+    for i in range(middle - 50, middle + 50, 7):
+        body[i] += b"\r"
+    path.write_bytes(b"\n".join(body).rstrip(b"\n") + b"\n[2026-05-01T23:59:59Z INFO my_agent] cut mid-wri")
+    return path
+
+
+def _answer(paths: list[str], jobs: int) -> dict:
+    result = scan(paths, ScanOptions(max_line=2048), jobs=jobs)
+    return {"episodes": [ep.to_dict() for ep in result.episodes], "summary": result.summary}
+
+
+@pytest.fixture
+def small_split(monkeypatch: pytest.MonkeyPatch) -> list[split_file.Child | None]:
+    """Split files of a few MB (the real threshold is 24 MiB), and record every child started."""
+    monkeypatch.setattr(split_file, "MIN_SPLIT", 1 << 20)
+    started: list[split_file.Child | None] = []
+    real_fork = split_file.fork
+
+    def fork(*args, **kwargs):  # type: ignore[no-untyped-def]
+        child = real_fork(*args, **kwargs)
+        started.append(child)
+        return child
+
+    monkeypatch.setattr(split_file, "fork", fork)
+    return started
+
+
+def test_a_split_file_gives_the_answer_of_one_process(tmp_path: Path, small_split: list) -> None:
+    log = _big_log(tmp_path / "big.log", 60_000)
+    alone = _answer([str(log)], jobs=1)
+    assert small_split == []  # --jobs 1: never split
+    shared = _answer([str(log)], jobs=2)
+    assert len(small_split) == 1 and small_split[0] is not None  # a child read the second part
+    assert shared == alone
+    assert alone["summary"]["stalled"] == 4 and alone["summary"]["unparsed_reasons"].get("too long") == 1
+
+
+def test_a_failing_child_leaves_the_part_to_the_parent(tmp_path: Path, small_split: list,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    log = _big_log(tmp_path / "big.log", 60_000)
+    alone = _answer([str(log)], jobs=1)
+
+    def broken(*_args: object) -> None:
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(engine, "_prefilter_from", broken)  # the child dies; the parent must notice
+    assert _answer([str(log)], jobs=2) == alone
+    assert len(small_split) == 1 and small_split[0] is not None
+
+
+def test_gzip_and_small_files_are_not_split(tmp_path: Path, small_split: list) -> None:
+    import gzip
+
+    log = _big_log(tmp_path / "big.log", 60_000)
+    packed = tmp_path / "big.log.gz"
+    packed.write_bytes(gzip.compress(log.read_bytes(), 1))
+    small = _big_log(tmp_path / "small.log", 3_000)
+    for path in (packed, small):
+        assert _answer([str(path)], jobs=2)["summary"]["lines"] > 0
+    assert small_split == []
+
+
+def test_cli_scan_of_a_big_file_is_the_same_on_one_core_and_two(tmp_path: Path) -> None:
+    log = _big_log(tmp_path / "big.log", 130_000)  # over 8 MiB: split with the default --jobs
+    assert log.stat().st_size > split_file.MIN_SPLIT + (1 << 20)
+    both = run_lkwedge("scan", "--format", "json", "--max-line", "2048", str(log), timeout=300)
+    one = run_lkwedge("scan", "--format", "json", "--max-line", "2048", "--jobs", "1", str(log), timeout=300)
+    assert both.returncode == one.returncode == 1, both.stderr
+    assert both.stdout == one.stdout
+    summary = json.loads(both.stdout)["summary"]
+    assert summary["stalled"] == 4 and summary["lines"] >= 130_000
