@@ -16,7 +16,6 @@ carrying the last failure's message, the number of tries and the time spent.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import threading
 import time
@@ -75,6 +74,8 @@ class SystemClock:
         return False
 
     async def asleep(self, seconds: float) -> None:
+        import asyncio  # only the evictor is asynchronous: watch and scan do not pay for asyncio
+
         await asyncio.sleep(seconds)
 
 
@@ -102,6 +103,8 @@ class VirtualClock:
     async def asleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.advance(seconds)
+        import asyncio  # see SystemClock.asleep
+
         await asyncio.sleep(0)
 
 

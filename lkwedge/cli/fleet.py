@@ -36,16 +36,18 @@ def fleet_options(command: Any) -> Any:
 
 def check_fleet_options(metrics: str | None, urls: tuple[str, ...], resend: float,
                          labels: tuple[str, ...]) -> dict[str, Any]:
-    """Validate the fleet flags up front (one-line usage errors, exit 2)."""
-    from lkwedge.live.alertmanager import alerts_url, parse_label
-    from lkwedge.live.metrics import parse_listen
-
+    """Validate the fleet flags up front (one-line usage errors, exit 2). The fleet modules (and
+    prometheus_client) are imported only when their flags are given."""
     listen = None
     if metrics is not None:
+        from lkwedge.live.metrics import parse_listen
+
         try:
             listen = parse_listen(metrics)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--metrics") from None
+    if urls or labels:
+        from lkwedge.live.alertmanager import alerts_url, parse_label
     for url in urls:
         try:
             alerts_url(url)

@@ -346,7 +346,7 @@ class Detector:
                 stream.unparsed[record.reason or "unknown format"] += 1
             self._examine(stream, first_lineno + at, text, record, literals)
         stream.lines += facts.lines
-        stream.tail.extend((first_lineno + at, raw) for at, raw in facts.tail)
+        stream.tail.extend(zip(itertools.count(first_lineno + facts.lines - len(facts.tail)), facts.tail))
         return facts.lines
 
     @staticmethod

@@ -282,7 +282,7 @@ class Fingerprinter:
     """Accumulates version evidence for one stream. Fed matched lines only."""
 
     def __init__(self, table: Table | None = None) -> None:
-        self.table = table or builtin_table()
+        self._table = table  # the built-in table is read on the first evidence, not before
         self.bands: list[Band] | None = None  # None: no line-number evidence yet
         self.ffi: tuple[Version, Version] | None = None
         self.rtc: tuple[Version, Version] | None = None  # from rtc-worded rules (band files)
@@ -292,6 +292,12 @@ class Fingerprinter:
         self._cached: SdkGuess | None = None
         self._cached_dict: dict[str, object] | None = None
         self._messages: set[str] = set()  # messages whose wording was read already
+
+    @property
+    def table(self) -> Table:
+        if self._table is None:
+            self._table = builtin_table()
+        return self._table
 
     def observe(self, pattern_id: str, message: str, text: str, groups: dict[str, str],
                 first_attempt: bool = False) -> None:

@@ -43,13 +43,6 @@ ODD_SHARE_FOR_REGEX = 0.02
 _JOB_ID = re.compile(rb'"job_id": ?"([^"\\]*)"')
 
 
-@dataclass(slots=True)
-class Candidate:
-    start: int  # offset of the line in the block
-    activity_only: bool  # every literal on the line belongs to activity patterns only
-    literals: set[int] | None = None  # indexes into PatternSet.literals seen on the line (None: unknown)
-
-
 class Prefilter:
     def __init__(self, patterns: PatternSet) -> None:
         literals = list(patterns.literals)
@@ -77,23 +70,23 @@ class Prefilter:
                      if not known(buf, start + at + 1, end))
         return found
 
-    def candidates(self, buf: bytes, start: int, end: int) -> list[Candidate]:
+    def candidates(self, buf: bytes, start: int, end: int) -> list[list]:  # type: ignore[type-arg]
         """The lines of ``buf[start:end]`` (whole lines) holding a pattern literal, in order, one entry
-        per line, as offsets into ``buf``."""
-        found: list[Candidate] = []
-        last_start = -1
+        per line: ``[line start, line end (its newline), only activity literals, literal indexes]``."""
+        found: list[list] = []  # type: ignore[type-arg]
+        line_end = -1  # the newline ending the last candidate line: a match before it is on that line
         activity_only = self._activity_only
         view = memoryview(buf)[start:end]  # searched in place: the automaton takes any buffer
         for index, begin, _end in self._automaton.find_matches_as_indexes(view):
-            newline = buf.rfind(b"\n", start, start + begin)
-            line_start = newline + 1 if newline >= 0 else start
-            if line_start == last_start:
+            at = start + begin
+            if at < line_end:
                 last = found[-1]
-                last.activity_only = last.activity_only and activity_only[index]
-                last.literals.add(index)  # type: ignore[union-attr]
+                last[2] = last[2] and activity_only[index]
+                last[3].add(index)
                 continue
-            found.append(Candidate(line_start, activity_only[index], {index}))
-            last_start = line_start
+            line_start = buf.rfind(b"\n", start, at) + 1 or start
+            line_end = buf.index(b"\n", at)
+            found.append([line_start, line_end, activity_only[index], {index}])
         return found
 
 
@@ -118,7 +111,7 @@ class BlockFacts:
     #: (line offset from the first line, raw line, only activity literals on it, literal indexes)
     candidates: list[tuple[int, bytes, bool, set[int] | None]]
     unparsed: dict[str, int]  # reasons of the lines that are not candidates and fit no known shape
-    tail: list[tuple[int, bytes]]  # (line offset, raw line) of the last TAIL_LINES lines
+    tail: list[bytes]  # the last TAIL_LINES raw lines (or all, if fewer), oldest first
 
     def extend(self, later: BlockFacts) -> None:
         """Append the facts of the lines that follow these."""
@@ -127,7 +120,7 @@ class BlockFacts:
                                for at, raw, activity, found in later.candidates)
         for reason, count in later.unparsed.items():
             self.unparsed[reason] = self.unparsed.get(reason, 0) + count
-        self.tail = [*self.tail, *((base + at, raw) for at, raw in later.tail)][-TAIL_LINES:]
+        self.tail = (self.tail + later.tail)[-TAIL_LINES:]
         self.lines += later.lines
 
 
@@ -137,26 +130,28 @@ def block_facts(prefilter: Prefilter, buf: bytes, start: int, end: int, by_autom
     a line to examine whatever it holds (the stream's first dated line), or -1."""
     candidates = prefilter.candidates(buf, start, end)
     anchor_at = _line_start(buf, start, end, anchor) if anchor >= 0 else -1
-    if anchor_at >= 0 and all(c.start != anchor_at for c in candidates):
-        candidates.append(Candidate(anchor_at, False))
-        candidates.sort(key=lambda c: c.start)
-    examined = {c.start for c in candidates}
+    if anchor_at >= 0 and all(c[0] != anchor_at for c in candidates):
+        candidates.append([anchor_at, buf.index(b"\n", anchor_at), False, None])
+        candidates.sort(key=lambda c: c[0])
     unparsed: dict[str, int] = {}
-    for line_start in prefilter.odd_line_starts(buf, start, end, by_automaton):
-        if line_start not in examined:
-            line = buf[line_start:buf.index(b"\n", line_start)]
-            reason = "too long" if line == TOO_LONG_BYTES else unparsed_reason(line_text(line))
-            if reason is not None:
-                unparsed[reason] = unparsed.get(reason, 0) + 1
+    odd = prefilter.odd_line_starts(buf, start, end, by_automaton)
+    if odd:
+        examined = {c[0] for c in candidates}
+        for line_start in odd:
+            if line_start not in examined:
+                line = buf[line_start:buf.index(b"\n", line_start)]
+                reason = "too long" if line == TOO_LONG_BYTES else unparsed_reason(line_text(line))
+                if reason is not None:
+                    unparsed[reason] = unparsed.get(reason, 0) + 1
     found: list[tuple[int, bytes, bool, set[int] | None]] = []
     at, position = 0, start
-    for candidate in candidates:
-        at += buf.count(b"\n", position, candidate.start)
-        position = candidate.start
-        raw = buf[position:buf.index(b"\n", position)]
-        found.append((at, raw, candidate.activity_only, candidate.literals))
-    lines = at + buf.count(b"\n", position, end)
-    return BlockFacts(lines, found, unparsed, _last_lines(buf, start, end, lines))
+    count = buf.count
+    for line_start, line_end, activity_only, literals in candidates:
+        at += count(b"\n", position, line_start)
+        position = line_start
+        found.append((at, buf[line_start:line_end], activity_only, literals))
+    lines = at + count(b"\n", position, end)
+    return BlockFacts(lines, found, unparsed, _last_lines(buf, start, end))
 
 
 def line_text(raw: bytes) -> str:
@@ -174,14 +169,13 @@ def _line_start(buf: bytes, start: int, end: int, index: int) -> int:
     return position
 
 
-def _last_lines(buf: bytes, start: int, end: int, lines: int) -> list[tuple[int, bytes]]:
-    """The last TAIL_LINES lines of ``buf[start:end]`` (``lines`` of them) as (line offset, bytes)."""
-    last = end - 1  # the final "\n"
-    found: list[tuple[int, bytes]] = []
-    at = lines - 1
-    while last >= start and len(found) < TAIL_LINES:
-        line_start = buf.rfind(b"\n", start, last) + 1 or start
-        found.append((at, buf[line_start:last]))
-        last, at = line_start - 1, at - 1
-    found.reverse()
-    return found
+def _last_lines(buf: bytes, start: int, end: int) -> list[bytes]:
+    """The last TAIL_LINES lines of ``buf[start:end]`` (oldest first), split in C from a window at the
+    end that grows until it holds them all (its first piece may be cut, so it is left out)."""
+    window = 16 << 10
+    while True:
+        begin = max(start, end - window)
+        lines = buf[begin:end - 1].split(b"\n")
+        if begin == start or len(lines) > TAIL_LINES:
+            return lines[-TAIL_LINES:]
+        window *= 4

@@ -27,7 +27,17 @@ PROBE = 64 << 10
 
 def possible(path: str | None, gzipped: bool, position: int, size: int | None) -> bool:
     return (path is not None and not gzipped and size is not None and size - position >= MIN_SPLIT
-            and hasattr(os, "fork") and threading.active_count() == 1)
+            and hasattr(os, "fork") and _fork_safe())
+
+
+def _fork_safe() -> bool:
+    """No thread but lkwedge's own daemon threads (watch's console and sink workers). The child only
+    reads the file, runs the prefilter and writes to its pipe: it takes no lock such a thread could
+    hold (it never prints, imports or logs), and it leaves by ``os._exit``."""
+    main = threading.main_thread()
+    return threading.current_thread() is main and all(
+        thread is main or (thread.daemon and thread.name.startswith("lkwedge-"))
+        for thread in threading.enumerate())
 
 
 def next_line_start(path: str, offset: int) -> int | None:

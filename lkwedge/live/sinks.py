@@ -24,9 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any, Protocol
 
@@ -355,6 +353,9 @@ class WebhookSink:
                 "episode": episode}
 
     def _post(self, data: bytes, timeout: float) -> None:
+        import urllib.error  # here, not at start-up: about 25 ms that a watch without webhooks never needs
+        import urllib.request
+
         req = urllib.request.Request(self.url, data=data, method="POST",
                                      headers={"Content-Type": "application/json",
                                               "User-Agent": "lkwedge-watch"})

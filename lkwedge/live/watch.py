@@ -180,8 +180,8 @@ class Watcher:
     def _replay(self) -> None:
         for path in self.replay_files:
             src = self._src(path)
-            read_input(self.detector, src.stream, describe(path),
-                       keep_going=lambda: not self.stop_event.is_set())
+            read_input(self.detector, src.stream, describe(path),  # split: a big file on both cores
+                       keep_going=lambda: not self.stop_event.is_set(), split=True)
             if self.stop_event.is_set():
                 return
             self.detector.finish(src.stream)
