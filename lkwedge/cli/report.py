@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from lkwedge.cli import main
 from lkwedge.cli.common import (
@@ -26,18 +24,20 @@ from lkwedge.cli.common import (
     run_guarded,
     scan_options_from,
 )
+from lkwedge.detect.background import Pending
 from lkwedge.detect.engine import ScanOptions, ScanResult, scan
 from lkwedge.errors import InputError
-from lkwedge.output.report import build, export, print_summary, require_parquet
-from lkwedge.output.report_html import render_html
 from lkwedge.safe import printable
 
 
 def _scan_with_progress(paths: tuple[str, ...], options: ScanOptions, quiet: bool = False,
                         workers: int = 1) -> ScanResult:
     """A progress bar on stderr only when a person is watching it (a TTY); never in pipes or CI logs."""
-    if quiet or not sys.stderr.isatty():
+    if not _progress_shown(quiet):
         return scan(paths, options, jobs=workers)
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     progress = Progress(TextColumn("scanning"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
                         console=Console(stderr=True), transient=True)
     task = progress.add_task("scan", total=None)
@@ -47,6 +47,10 @@ def _scan_with_progress(paths: tuple[str, ...], options: ScanOptions, quiet: boo
 
     with progress:
         return scan(paths, options, on_progress=on_progress, jobs=workers)
+
+
+def _progress_shown(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
 
 
 def _write(path: str, what: str, action: Callable[[], Any]) -> None:
@@ -88,13 +92,29 @@ def report_command(paths: tuple[str, ...], csv_path: str | None, parquet_path: s
     paths = paths_or_stdin(paths)
     options = scan_options_from(window, date, patterns, tz, max_jump, max_line)
     keep = episode_filter(verdicts, jobs, rooms, since, until, options.tz, incident_gap)
-    if parquet_path:
-        run_guarded(require_parquet)  # before a long scan, not after it
     for path, flag in ((csv_path, "--csv"), (parquet_path, "--parquet"), (json_path, "--json"),
                        (html_path, "--html")):
         run_guarded(lambda path=path, flag=flag: check_writable(path, flag))
+    if parquet_path:
+        from lkwedge.output.report import require_parquet
+
+        run_guarded(require_parquet)  # before a long scan, not after it
     paths, some_unreadable = readable_inputs(paths)
-    scanned = run_guarded(lambda: _scan_with_progress(paths, options, quiet, workers))
+    # Without a progress bar to draw, the logs are read by a child process while this one imports
+    # pandas (about 0.4 s): the report costs little more than the scan.
+    pending = None if _progress_shown(quiet) or "-" in paths else \
+        Pending(lambda: scan(paths, options, jobs=workers))
+    try:
+        from lkwedge.output.report import build, export, print_summary
+        from lkwedge.output.report_html import render_html
+
+        if pending is not None:
+            scanned = run_guarded(pending.result)
+        else:
+            scanned = run_guarded(lambda: _scan_with_progress(paths, options, quiet, workers))
+    finally:
+        if pending is not None:
+            pending.cancel()
     result, incidents = analyse(scanned, keep)
     df, summary = build(result, incidents)
 

@@ -27,10 +27,10 @@ PROBE = 64 << 10
 
 def possible(path: str | None, gzipped: bool, position: int, size: int | None) -> bool:
     return (path is not None and not gzipped and size is not None and size - position >= MIN_SPLIT
-            and hasattr(os, "fork") and _fork_safe())
+            and hasattr(os, "fork") and fork_safe())
 
 
-def _fork_safe() -> bool:
+def fork_safe() -> bool:
     """No thread but lkwedge's own daemon threads (watch's console and sink workers). The child only
     reads the file, runs the prefilter and writes to its pipe: it takes no lock such a thread could
     hold (it never prints, imports or logs), and it leaves by ``os._exit``."""
