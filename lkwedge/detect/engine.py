@@ -62,6 +62,7 @@ SNIFF_LINES = 400
 #: bytes read at a time from a saved input: small enough that the passes over a block find it in the
 #: CPU cache (1 MiB blocks were 20 % slower here), large enough that the cost per block does not show
 SCAN_CHUNK = 256 << 10
+SPOOL_EVERY = 8 << 20  # input bytes per frame a split file's child spools (lkwedge.detect.split)
 DUP_LINES = 3  # a record printed twice (plain + JSON copy) has its copies at most this many lines apart
 MAX_JOB_ROOMS = 4096  # rooms remembered per stream for jobs not yet ended (bounds a watcher running for days)
 
@@ -525,9 +526,9 @@ def read_input(detector: Detector, stream: Stream, source: Input,
                     if child is not None and found is None:  # the child failed: read its part here
                         child = stop_at = None
                         continue
-                    if found is not None:
-                        lineno += detector.apply(stream, lineno, found)
-                        child = None
+                    child = None
+                    for facts in found or ():
+                        lineno += detector.apply(stream, lineno, facts)
                     break
                 position += len(data)
                 for buf, start, end in framer.feed_spans(data):
@@ -550,20 +551,26 @@ def read_input(detector: Detector, stream: Stream, source: Input,
     detector.feed_block(stream, lineno, framer.finish_block())
 
 
-def _prefilter_from(detector: Detector, stream: Stream, source: Input, start: int) -> BlockFacts:
+def _prefilter_from(detector: Detector, stream: Stream, source: Input, start: int,
+                    emit: Callable[[BlockFacts], None]) -> None:
     """In the child: the facts of ``source`` from line start ``start`` to its end, framed as the parent
-    frames them."""
+    frames them, handed to ``emit`` a few MiB of input at a time."""
     framer = LineFramer(detector.options.max_line)
     facts = BlockFacts(0, [], {}, [])
+    pending = 0
     with open(source.path, "rb") as fh:  # type: ignore[arg-type]
         fh.seek(start)
         for data in read_chunks(fh, source.name, SCAN_CHUNK):
             for buf, begin, end in framer.feed_spans(data):
                 facts.extend(block_facts(detector.prefilter, buf, begin, end, stream.odd_by_automaton))
+            pending += len(data)
+            if pending >= SPOOL_EVERY:
+                emit(facts)
+                facts, pending = BlockFacts(0, [], {}, []), 0
     last = framer.finish_block()
     if last:
         facts.extend(block_facts(detector.prefilter, last, 0, len(last), stream.odd_by_automaton))
-    return facts
+    emit(facts)
 
 
 def _scan_file(source: Input, options: ScanOptions) -> tuple[list[Episode], StreamStats]:

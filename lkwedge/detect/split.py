@@ -4,9 +4,9 @@ reads the first.
 Only one-record-per-line input is split (its blocks can be prefiltered without any stream state:
 `lkwedge.detect.prefilter.block_facts`), only a plain regular file (a gzip stream cannot be entered in
 the middle) and only where enough is left to repay the fork. The child starts at a line start, frames
-and prefilters exactly as this process would, and sends back one `BlockFacts`; the parent, having read
-up to that line, examines the child's candidates in order. Any cut gives the same answer, and if the
-child fails for any reason the parent reads the second part itself.
+and prefilters exactly as this process would, and spools its `BlockFacts` to a temporary file; the
+parent, having read up to that line, examines the child's candidates in order. Any cut gives the same
+answer, and if the child fails for any reason the parent reads the second part itself.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import contextlib
 import marshal
 import os
 import signal
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 from lkwedge.detect.prefilter import BlockFacts
 
@@ -54,54 +56,68 @@ def next_line_start(path: str, offset: int) -> int | None:
 
 
 class Child:
-    """A forked process prefiltering ``path`` from ``start`` to its end."""
+    """A forked process prefiltering ``path`` from ``start`` to its end into an unnamed temporary file,
+    one marshalled `BlockFacts` per few MiB of input: memory stays flat however big the part is (an
+    agents log's activity lines would not fit), and the child never waits for the parent."""
 
-    def __init__(self, pid: int, reader: int, start: int) -> None:
+    def __init__(self, pid: int, spool: BinaryIO, start: int) -> None:
         self.pid = pid
         self.start = start
-        self._reader = reader
+        self._spool = spool
 
-    def facts(self) -> BlockFacts | None:
-        """The child's findings, or None if it failed (the caller then reads the part itself)."""
+    def facts(self) -> Iterator[BlockFacts] | None:
+        """The child's findings in order, or None if it failed (the caller then reads the part itself).
+        Nothing is read before the child is known to have finished well."""
         try:
-            with os.fdopen(self._reader, "rb") as pipe:
-                payload = pipe.read()
             _, status = os.waitpid(self.pid, 0)
-            if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
-                return None
-            lines, candidates, unparsed, tail = marshal.loads(payload)
-            return BlockFacts(lines, candidates, unparsed, tail)
-        except (OSError, EOFError, ValueError, TypeError):
+        except OSError:
+            status = -1
+        if status == -1 or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+            self._spool.close()
             return None
+        return self._frames()
+
+    def _frames(self) -> Iterator[BlockFacts]:
+        with self._spool as spool:
+            spool.seek(0)
+            while True:
+                try:
+                    lines, candidates, unparsed, tail = marshal.load(spool)
+                except EOFError:
+                    return
+                yield BlockFacts(lines, candidates, unparsed, tail)
 
     def abandon(self) -> None:
         with contextlib.suppress(OSError):
             os.kill(self.pid, signal.SIGKILL)
             os.waitpid(self.pid, 0)
-        with contextlib.suppress(OSError):
-            os.close(self._reader)
+        self._spool.close()
 
 
-def fork(path: str, position: int, size: int, prefilter_from: Callable[[int], BlockFacts]) -> Child | None:
+def fork(path: str, position: int, size: int,
+         prefilter_from: Callable[[int, Callable[[BlockFacts], None]], None]) -> Child | None:
     """Start a child on the part of ``path`` after the parent's share of what is left after
-    ``position``; ``prefilter_from(start)`` is what the child runs. None: not worth it or not possible."""
+    ``position``; ``prefilter_from(start, emit)`` is what the child runs. None: not worth it or not
+    possible."""
     start = next_line_start(path, position + int((size - position) * PARENT_SHARE))
     if start is None or size - start < MIN_SPLIT // 4:
         return None
-    reader, writer = os.pipe()
+    try:
+        spool = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the Child, which closes it
+    except OSError:
+        return None
     pid = os.fork()
     if pid == 0:  # the child: never returns
         code = 1
         try:
-            os.close(reader)
-            facts = prefilter_from(start)
-            payload = marshal.dumps((facts.lines, facts.candidates, facts.unparsed, facts.tail))
-            with os.fdopen(writer, "wb") as pipe:
-                pipe.write(payload)
+            def emit(facts: BlockFacts) -> None:
+                marshal.dump((facts.lines, facts.candidates, facts.unparsed, facts.tail), spool)
+
+            prefilter_from(start, emit)
+            spool.flush()
             code = 0
         except BaseException:
             code = 1
         finally:
             os._exit(code)
-    os.close(writer)
-    return Child(pid, reader, start)
+    return Child(pid, spool, start)
