@@ -37,6 +37,7 @@ def _answer(paths: list[str], jobs: int) -> dict:
 def small_split(monkeypatch: pytest.MonkeyPatch) -> list[split_file.Child | None]:
     """Split files of a few MB (the real threshold is 24 MiB), and record every child started."""
     monkeypatch.setattr(split_file, "MIN_SPLIT", 1 << 20)
+    monkeypatch.setattr(engine, "SPOOL_EVERY", 300 << 10)  # several spooled frames, cut anywhere
     started: list[split_file.Child | None] = []
     real_fork = split_file.fork
 
