@@ -137,16 +137,19 @@ def main() -> int:
     rows: list[tuple[str, str, float, float, float, int, str]] = []
     problems: list[str] = []
 
+    rss_of: dict[tuple[str, str], int] = {}
+
     def row(workload: str, what: str, cmd: list[str] | str, base: float | None, stdin: Path | None = None,
-            check: tuple[int, int] | None = None) -> float:
+            check: tuple[int, int] | None = None, nlines: int | None = None) -> float:
         best, median, rss, out = timed(cmd, args.runs, stdin)
+        rss_of[workload, what] = rss
         note = ""
         if check is not None:
             got = counts(out)
             note = f"{got[1]}/{got[0]} stalls/episodes"
             if got != check:
                 problems.append(f"{workload}: {what} gave {got}, expected {check}")
-        rate = lines / best / 1e6
+        rate = (nlines or lines) / best / 1e6
         rows.append((workload, what, best, median, (base / best) if base else 1.0, rss,
                      f"{rate:.2f} M lines/s {note}".strip()))
         return best
@@ -161,6 +164,8 @@ def main() -> int:
         row(name, "grep -c | cat", f"grep -c 'resuming connection' {path} | cat", naive)
         expect = EXPECTED.get(name) if lines == 1_000_000 else None
         row(name, "lkwedge scan", lkwedge("scan", "--format", "json", str(path)), naive, check=expect)
+        row(name, "lkwedge scan --jobs 1 (one core)", lkwedge("scan", "--jobs", "1", "--format", "json",
+                                                               str(path)), naive, check=expect)
         if name == "env_logger":
             row(name, "lkwedge watch --once", lkwedge("watch", "--once", "--format", "json", str(path)),
                 naive, check=expect)
@@ -195,7 +200,12 @@ def main() -> int:
         if not big.exists():
             subprocess.run([PY, str(HERE / "gen_synth.py"), "--lines", "10000000", "--seed", "42", "--out",
                             str(big)], check=True, stdout=subprocess.DEVNULL)
-        row("env_logger 10M", "lkwedge scan", lkwedge("scan", "--format", "json", str(big)), None)
+        row("env_logger 10M", "lkwedge scan", lkwedge("scan", "--format", "json", str(big)), None,
+            nlines=10_000_000)
+        small, large = rss_of["env_logger", "lkwedge scan"], rss_of["env_logger 10M", "lkwedge scan"]
+        if small and large > 1.15 * small:
+            problems.append(f"peak RSS on 10M lines is {large / 1024:.0f} MiB, "
+                            f"over 1.15 x {small / 1024:.0f} MiB")
 
     machine = (f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
                f"{platform.python_version()}, {platform.platform()}")
