@@ -190,6 +190,12 @@ def main() -> int:
     row("start-up", "python -c pass", [PY, "-c", "pass"], None)
     row("start-up", "lkwedge --help", lkwedge("--help"), None)
     row("start-up", "lkwedge scan (empty file)", lkwedge("scan", str(empty)), None)
+    # What this machine gives two processes at once (2 vCPUs may share a physical core or a host):
+    # the ceiling for any --jobs speed-up, measured in the same run.
+    burn = "s = 0\nfor i in range(20_000_000): s += i"
+    alone = row("parallelism", "one CPU-bound Python process", [PY, "-c", burn], None)
+    row("parallelism", "two at once (speed-up = 2 x one / this)",
+        f"{PY} -c '{burn}' & {PY} -c '{burn}'; wait", 2 * alone)
     copies = [str(files["env_logger"])] * 8
     serial = row("8 files", "lkwedge scan --jobs 1",
                  lkwedge("scan", "--jobs", "1", "--format", "json", *copies), None)

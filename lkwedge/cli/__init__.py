@@ -35,6 +35,8 @@ COMMAND_HELP = {
     "evict": "Remove a participant from a room (RoomService.RemoveParticipant), safely.",
     "check": "Pass or fail a CI build on its saved LiveKit logs.",
     "report": "Summarize reconnect episodes for a postmortem, with CSV/Parquet/JSON/HTML exports.",
+    "patterns": "List the pattern packs, or test them against their samples and real logs.",
+    "explain": "How one log line was framed, timed, keyed and classified, and which episode it belongs to.",
 }
 
 
