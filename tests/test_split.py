@@ -34,20 +34,21 @@ def _answer(paths: list[str], jobs: int) -> dict:
 
 
 @pytest.fixture
-def small_split(monkeypatch: pytest.MonkeyPatch) -> list[split_file.Child | None]:
-    """Split files of a few MB (the real threshold is 24 MiB), and record every child started."""
+def small_split(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Split files of a few MB (the real threshold is 8 MiB), and record what became of every child:
+    "used" (its facts were examined) or "failed" (the parent read its part itself)."""
     monkeypatch.setattr(split_file, "MIN_SPLIT", 1 << 20)
     monkeypatch.setattr(engine, "SPOOL_EVERY", 300 << 10)  # several spooled frames, cut anywhere
-    started: list[split_file.Child | None] = []
-    real_fork = split_file.fork
+    outcomes: list[str] = []
+    real_facts = split_file.Child.facts
 
-    def fork(*args, **kwargs):  # type: ignore[no-untyped-def]
-        child = real_fork(*args, **kwargs)
-        started.append(child)
-        return child
+    def facts(self: split_file.Child):  # type: ignore[no-untyped-def]
+        found = real_facts(self)
+        outcomes.append("failed" if found is None else "used")
+        return found
 
-    monkeypatch.setattr(split_file, "fork", fork)
-    return started
+    monkeypatch.setattr(split_file.Child, "facts", facts)
+    return outcomes
 
 
 def test_a_split_file_gives_the_answer_of_one_process(tmp_path: Path, small_split: list) -> None:
@@ -55,7 +56,7 @@ def test_a_split_file_gives_the_answer_of_one_process(tmp_path: Path, small_spli
     alone = _answer([str(log)], jobs=1)
     assert small_split == []  # --jobs 1: never split
     shared = _answer([str(log)], jobs=2)
-    assert len(small_split) == 1 and small_split[0] is not None  # a child read the second part
+    assert small_split == ["used"]  # a child read the second part, and its facts were examined
     assert shared == alone
     assert alone["summary"]["stalled"] == 4 and alone["summary"]["unparsed_reasons"].get("too long") == 1
 
@@ -70,7 +71,7 @@ def test_a_failing_child_leaves_the_part_to_the_parent(tmp_path: Path, small_spl
 
     monkeypatch.setattr(engine, "_prefilter_from", broken)  # the child dies; the parent must notice
     assert _answer([str(log)], jobs=2) == alone
-    assert len(small_split) == 1 and small_split[0] is not None
+    assert small_split == ["failed"]
 
 
 def test_gzip_and_small_files_are_not_split(tmp_path: Path, small_split: list) -> None:

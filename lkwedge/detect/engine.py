@@ -543,7 +543,7 @@ def read_input(detector: Detector, stream: Stream, source: Input,
                     if split_file.possible(source.path, gzipped, position, source.size):
                         child = split_file.fork(
                             source.path, position, source.size,  # type: ignore[arg-type]
-                            lambda start: _prefilter_from(detector, stream, source, start))
+                            lambda start, emit: _prefilter_from(detector, stream, source, start, emit))
                         stop_at = None if child is None else child.start
         finally:
             if child is not None:
