@@ -80,11 +80,9 @@ class Child:
     def _frames(self) -> Iterator[BlockFacts]:
         with self._spool as spool:
             spool.seek(0)
-            while True:
-                try:
-                    lines, candidates, unparsed, tail = marshal.load(spool)
-                except EOFError:
-                    return
+            while size := int.from_bytes(spool.read(8), "little"):
+                # one read per frame: marshal.load on a file reads it object by object (10x slower)
+                lines, candidates, unparsed, tail = marshal.loads(spool.read(size))
                 yield BlockFacts(lines, candidates, unparsed, tail)
 
     def abandon(self) -> None:
@@ -111,7 +109,8 @@ def fork(path: str, position: int, size: int,
         code = 1
         try:
             def emit(facts: BlockFacts) -> None:
-                marshal.dump((facts.lines, facts.candidates, facts.unparsed, facts.tail), spool)
+                frame = marshal.dumps((facts.lines, facts.candidates, facts.unparsed, facts.tail))
+                spool.write(len(frame).to_bytes(8, "little") + frame)
 
             prefilter_from(start, emit)
             spool.flush()
