@@ -23,7 +23,7 @@ from typing import BinaryIO
 from lkwedge.detect.prefilter import BlockFacts
 
 MIN_SPLIT = 8 << 20  # bytes left to read: below this the fork and the hand-over save too little
-PARENT_SHARE = 0.4  # the parent also examines every candidate, so it takes the smaller part
+PARENT_SHARE = 0.45  # the parent also examines every candidate; the child also spools its facts
 PROBE = 64 << 10
 
 
