@@ -188,6 +188,9 @@ def main() -> int:
     empty = work / "empty.log"
     empty.write_text("")
     row("start-up", "python -c pass", [PY, "-c", "pass"], None)
+    # the floor for any click command: the interpreter, click and the standard modules a log reader needs
+    row("start-up", "python -c 'import click, json, re, gzip, datetime...'",
+        [PY, "-c", "import click, dataclasses, json, datetime, re, gzip, tomllib, zoneinfo"], None)
     row("start-up", "lkwedge --help", lkwedge("--help"), None)
     row("start-up", "lkwedge scan (empty file)", lkwedge("scan", str(empty)), None)
     # What this machine gives two processes at once (2 vCPUs may share a physical core or a host):

@@ -15,7 +15,6 @@ import contextlib
 import marshal
 import os
 import signal
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
@@ -100,6 +99,8 @@ def fork(path: str, position: int, size: int,
     start = next_line_start(path, position + int((size - position) * PARENT_SHARE))
     if start is None or size - start < MIN_SPLIT // 4:
         return None
+    import tempfile  # here, not at start-up (shutil, random...: 5 ms every run would pay)
+
     try:
         spool = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the Child, which closes it
     except OSError:
