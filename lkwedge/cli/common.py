@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -154,6 +154,16 @@ def readable_inputs(paths: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
     if not good:
         sys.exit(2)
     return tuple(good), len(good) < len(paths)
+
+
+def report_read_errors(summary: Mapping[str, object]) -> bool:
+    """One stderr line per input that failed part-way (its episodes up to the failure are kept); whether
+    there was any (the command then exits 2 at the end, as for a file that could not be opened)."""
+    errors = summary.get("read_errors") or []
+    for error in errors:  # type: ignore[attr-defined]
+        click.echo(f"lkwedge: error: {printable(error['error'], 1000)} (after line {error['lines']}; the "
+                   "lines before it were analysed)", err=True)
+    return bool(errors)
 
 
 def filter_options(command: F) -> F:

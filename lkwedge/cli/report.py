@@ -23,6 +23,7 @@ from lkwedge.cli.common import (
     output_options,
     paths_or_stdin,
     readable_inputs,
+    report_read_errors,
     run_guarded,
     scan_options_from,
 )
@@ -96,6 +97,7 @@ def report_command(paths: tuple[str, ...], csv_path: str | None, parquet_path: s
     paths, some_unreadable = readable_inputs(paths)
     scanned = run_guarded(lambda: _scan_with_progress(paths, options, quiet, workers))
     result, incidents = analyse(scanned, keep)
+    some_unreadable = report_read_errors(result.summary) or some_unreadable
     df, summary = build(result, incidents)
 
     run_guarded(lambda: export(df, summary, csv=csv_path, parquet=parquet_path, json_path=json_path))

@@ -18,6 +18,7 @@ from lkwedge.cli.common import (
     output_options,
     paths_or_stdin,
     readable_inputs,
+    report_read_errors,
     run_guarded,
     scan_options_from,
 )
@@ -55,6 +56,7 @@ def scan_command(paths: tuple[str, ...], window: float, date: object, patterns: 
     keep = episode_filter(verdicts, jobs, rooms, since, until, options.tz, incident_gap)
     paths, some_unreadable = readable_inputs(paths)
     result, incidents = analyse(run_guarded(lambda: scan(paths, options, jobs=workers)), keep)
+    some_unreadable = report_read_errors(result.summary) or some_unreadable
     if fmt == "json":
         write_json(result, sys.stdout, incidents)
     elif fmt == "jsonl":

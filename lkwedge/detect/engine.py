@@ -20,6 +20,7 @@ the wall clock (`advance_clock`); that proof is recorded on the episode and stay
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import itertools
 import operator
 import re
@@ -28,11 +29,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import BinaryIO
 
 from lkwedge.detect.episodes import VERDICTS, Episode, EpisodeBook, Hit, Listener
 from lkwedge.detect.ghost import DEFAULT_GHOST_WINDOW
 from lkwedge.detect.patterns import PatternSet
 from lkwedge.detect.prefilter import Candidate, Prefilter, job_id, odd_line_starts
+from lkwedge.errors import InputError
 from lkwedge.read.assemble import Assembler
 from lkwedge.read.clock import DEFAULT_MAX_JUMP, UTC, StreamClock
 from lkwedge.read.formats import Record, parse_line, unparsed_reason
@@ -111,6 +114,7 @@ class Stream:
         self.finished = False
         self.reversed = False
         self.anchor_line = 0  # one record per line: the first dated line, examined like a pattern line
+        self.read_error: str | None = None  # it failed part-way (a damaged gzip): judged up to there
 
     def stats(self) -> StreamStats:
         notes: list[str] = []
@@ -126,7 +130,8 @@ class Stream:
         recognised = self.clock.now is not None or bool(self.book.verdicts) or bool(self.book.open)
         return StreamStats(self.name, self.lines, Counter(self.unparsed), Counter(self.book.verdicts),
                            len(self.book.open), clock.out_of_order, clock.clock_jumps, clock.bad_times,
-                           self.duplicates, notes, recognised, {self.name: self.book.ghosts.sdk.guess_dict()})
+                           self.duplicates, notes, recognised, {self.name: self.book.ghosts.sdk.guess_dict()},
+                           self.read_error)
 
 
 @dataclass
@@ -145,6 +150,7 @@ class StreamStats:
     notes: list[str]
     recognised: bool
     sdk: dict[str, dict[str, object] | None] = field(default_factory=dict)  # input -> its SDK guess
+    read_error: str | None = None  # why reading stopped before the end of the input
 
 
 def summarize(streams: Sequence[StreamStats], window: float) -> dict[str, object]:
@@ -154,6 +160,7 @@ def summarize(streams: Sequence[StreamStats], window: float) -> dict[str, object
         verdicts.update(stream.verdicts)
         reasons.update(stream.unparsed)
     lines = sum(s.lines for s in streams)
+    errors = [{"file": s.name, "lines": s.lines, "error": s.read_error} for s in streams if s.read_error]
     return {
         "files": len(streams),
         "lines": lines,
@@ -171,6 +178,8 @@ def summarize(streams: Sequence[StreamStats], window: float) -> dict[str, object
         "unrecognised_inputs": [s.name for s in streams if not s.recognised],
         "notes": [note for s in streams for note in s.notes],
         "sdk": {name: guess for s in streams for name, guess in s.sdk.items()},
+        # only when an input failed part-way, so the JSON of every readable input stays as it was
+        **({"read_errors": errors} if errors else {}),
     }
 
 
@@ -277,6 +286,9 @@ class Detector:
         self._release_bare(stream)
         self._read_tail_time(stream)
         stream.clock.close()
+        if stream.read_error:
+            stream.book.note_open(f"the input was cut short by a read error after line {stream.lines}: "
+                                  "judged as if the log ended there")
         stream.book.finish(stream.clock.now)
 
     def open_episodes(self) -> list[Episode]:
@@ -504,18 +516,34 @@ def _scan_one(detector: Detector, source: Input, on_progress: ProgressCallback |
 def read_input(detector: Detector, stream: Stream, source: Input,
                on_position: Callable[[int], None] | None = None,
                keep_going: Callable[[], bool] = lambda: True) -> None:
-    """Feed a saved input to its stream, block by block (what `scan` and `watch --once` do)."""
+    """Feed a saved input to its stream, block by block (what `scan` and `watch --once` do). An input
+    that fails part-way (a damaged gzip, an I/O error) keeps what was read: ``stream.read_error`` says
+    why, and the other inputs are still read (the command reports it and exits 2 at the end)."""
     lineno = 1
     framer = LineFramer(detector.options.max_line)
-    with open_binary(source.path, source.name) as binary:
-        for data in read_chunks(binary, source.name, CHUNK):
-            for buf, start, end in framer.feed_spans(data):
-                lineno += detector.feed_block(stream, lineno, buf, start, end)
-            if on_position is not None:
-                on_position(min(source.size or 0, _tell(binary)))
-            if not keep_going():
-                return
+    try:
+        with open_binary(source.path, source.name) as binary:
+            for data in read_chunks(_UpToDamage(binary), source.name, CHUNK):
+                for buf, start, end in framer.feed_spans(data):
+                    lineno += detector.feed_block(stream, lineno, buf, start, end)
+                if on_position is not None:
+                    on_position(min(source.size or 0, _tell(binary)))
+                if not keep_going():
+                    return
+    except InputError as exc:
+        stream.read_error = str(exc)
     detector.feed_block(stream, lineno, framer.finish_block())
+
+
+class _UpToDamage:
+    """``read`` as ``read1``: a damaged gzip stream then yields everything before the damage and raises
+    on the next read (``GzipFile.read(n)`` drops what it decompressed when the stream breaks first)."""
+
+    def __init__(self, binary: BinaryIO) -> None:
+        self._read = binary.read1 if isinstance(binary, gzip.GzipFile) else binary.read
+
+    def read(self, size: int = -1) -> bytes:
+        return self._read(size)
 
 
 def _scan_file(source: Input, options: ScanOptions) -> tuple[list[Episode], StreamStats]:
