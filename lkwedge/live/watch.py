@@ -185,6 +185,10 @@ class Watcher:
             if self.stop_event.is_set():
                 return
             self.detector.finish(src.stream)
+            if src.stream.read_error:   # kept up to the damage, as scan keeps it; exit 2 at the end
+                self.input_failed = True
+                self.on_error(f"{src.stream.read_error} (after line {src.stream.lines}; the lines before it "
+                              "were analysed)")
 
     def stop(self) -> None:
         self.interrupted = True
