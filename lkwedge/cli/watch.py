@@ -9,10 +9,11 @@ import shutil
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from lkwedge.act.targets import EvictionTarget, TargetOptions, derive_target
 from lkwedge.cli import main
 from lkwedge.cli.common import (
     EpisodeFilter,
@@ -37,6 +38,11 @@ from lkwedge.output.present import plural
 from lkwedge.output.render import write_json, write_jsonl
 from lkwedge.read.sources import describe
 from lkwedge.safe import printable
+
+if TYPE_CHECKING:
+    from lkwedge.act.evict import Evictor  # imports livekit-api: only when --evict is given
+    from lkwedge.detect.episodes import Episode
+    from lkwedge.live.events import LiveEvent
 
 EVICT_OPTIONS = ("room", "identity", "identity_template", "max_evictions", "revoke_token", "audit", "url",
                  "missing_ok")
@@ -252,21 +258,18 @@ def _check_executable(program: str) -> None:
 class _EvictHook:
     """Watch → Evictor: one eviction per alerted episode; the dedupe entry is released when it closes."""
 
-    def __init__(self, evictor: Any, options: Any) -> None:
-        from lkwedge.act.targets import derive_target
-
+    def __init__(self, evictor: Evictor, options: TargetOptions) -> None:
         self.evictor = evictor
         self.options = options
-        self.derive = derive_target
-        self.submitted: dict[str, Any] = {}
+        self.submitted: dict[str, EvictionTarget] = {}
 
-    def on_alert(self, episode: Any, record: dict[str, Any]) -> None:
-        target = self.derive(record, self.options)
-        self.submitted[record["id"]] = target
-        self.evictor.submit(record, target)
+    def on_alert(self, event: LiveEvent) -> None:
+        target = derive_target(event.episode, self.options)
+        self.submitted[event.id] = target
+        self.evictor.submit(event.episode, target)
 
-    def on_closed(self, episode: Any, record: dict[str, Any]) -> None:
-        target = self.submitted.pop(record["id"], None)
+    def on_closed(self, episode: Episode, resolved: LiveEvent | None) -> None:
+        target = self.submitted.pop(episode.id, None)
         if target is not None:
             self.evictor.release_target(target)
 
@@ -276,7 +279,7 @@ class _EvictHook:
 
 def _make_evictor(kwargs: dict[str, Any], view: View, metrics: Any = None) -> EpisodeHook:
     from lkwedge.act.evict import Evictor
-    from lkwedge.act.targets import DEFAULT_IDENTITY_TEMPLATE, TargetOptions
+    from lkwedge.act.targets import DEFAULT_IDENTITY_TEMPLATE
 
     options = TargetOptions(room=kwargs["room"], identity=kwargs["identity"],
                             identity_template=kwargs["identity_template"] or DEFAULT_IDENTITY_TEMPLATE)

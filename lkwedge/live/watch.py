@@ -27,13 +27,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from lkwedge.detect.engine import Detector, Reading, ScanOptions, Stream, read_input
 from lkwedge.detect.episodes import Episode
+from lkwedge.live.events import LiveEvent, snapshot
 from lkwedge.live.follow import STDIN_NAME, Follower, LineEvent, Notice
 from lkwedge.live.sinks import ErrorCallback, Sink
 from lkwedge.read.sources import describe
+from lkwedge.verdicts import Verdict
 
 if TYPE_CHECKING:
     from lkwedge.live.view import View  # the console views live in view.py
@@ -60,10 +62,12 @@ class WatchOptions:
 
 
 class EpisodeHook(Protocol):
-    """Something that acts on episodes (the evictor): told when one alerts and when it closes."""
+    """Something that acts on episodes (the evictor, metrics, Alertmanager): told when one alerts and when
+    one closes (with the "resolved" event when it had alerted and really ended). Called on the watcher's
+    thread: it must not block."""
 
-    def on_alert(self, episode: Episode, record: dict[str, Any]) -> None: ...
-    def on_closed(self, episode: Episode, record: dict[str, Any]) -> None: ...
+    def on_alert(self, event: LiveEvent) -> None: ...
+    def on_closed(self, episode: Episode, resolved: LiveEvent | None) -> None: ...
 
 # A hook may also define `on_tick(watcher, mono_now)`: called on the watcher's thread after every
 # clock tick (metrics snapshots, re-classifying open episodes); it must not block.
@@ -116,7 +120,7 @@ class _EpState:
 class Watcher:
     """Follow inputs, feed the Detector, prove silence on the wall clock, and fan events out.
 
-    sink: receives ("alert" | "resolved", record, wall_time).  view: the console (lkwedge.live.view).
+    sink: receives each `LiveEvent` (an alert or a resolution).  view: the console (lkwedge.live.view).
     """
 
     def __init__(self, paths: Sequence[str], options: WatchOptions, sink: Sink, view: View,
@@ -319,39 +323,37 @@ class Watcher:
         if event in ("stalled", "ghost") and not state.alerted:
             state.alerted = True
             state.alert_wall = time.time()
-            record = ep.to_dict()
-            record["verdict"] = "ghost" if ep.ghost else "stalled"
             silence = ep.current_silence(self.detector.last_log_time(self._stream_of(ep)))
-            record["silence_s"] = None if silence is None else round(silence, 3)
-            self._emit("alert", record, state.alert_wall)
+            verdict = Verdict.GHOST if ep.ghost else Verdict.STALLED
+            alert = LiveEvent("alert", snapshot(ep, verdict=verdict, silence_s=silence), state.alert_wall)
+            self._emit(alert)
             for hook in self.hooks:
-                self._call_hook(hook.on_alert, ep, record)
+                self._call_hook(hook.on_alert, alert)
             if ep.closed_by is not None:  # a ghost found after its episode closed: nothing more will come
                 self.states.pop(id(ep), None)
         elif event == "closed":
             self.states.pop(id(ep), None)
-            record = ep.to_dict()
+            resolved = None
             if state.alerted and ep.closed_by is not None:
-                record["outage_s"] = _outage(ep, state)
-                self._emit("resolved", record, time.time())
+                resolved = LiveEvent("resolved", snapshot(ep), time.time(), outage_s=_outage(ep, state))
+                self._emit(resolved)
             for hook in self.hooks:
-                self._call_hook(hook.on_closed, ep, record)
+                self._call_hook(hook.on_closed, ep, resolved)
 
     def _stream_of(self, ep: Episode) -> Stream | None:
         src = self.sources.get(ep.file)
         return src.stream if src else None
 
-    def _emit(self, event: str, record: dict[str, Any], wall: float) -> None:
+    def _emit(self, event: LiveEvent) -> None:
         try:
-            self.sink.emit(event, record, wall)     # sinks first: the console is never in their way
+            self.sink.emit(event)     # sinks first: the console is never in their way
         except Exception as e:          # a sink bug must not stop detection
             self.on_error(f"alert sink failed: {e}")
-        self.view.event(event, record, wall)
+        self.view.event(event)
 
-    def _call_hook(self, fn: Callable[[Episode, dict[str, Any]], None], ep: Episode,
-                   record: dict[str, Any]) -> None:
+    def _call_hook(self, fn: Callable[..., None], *args: object) -> None:
         try:
-            fn(ep, record)
+            fn(*args)
         except Exception as e:
             self.on_error(f"{type(fn.__self__).__name__ if hasattr(fn, '__self__') else 'hook'}: {e}")
 
