@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import REPO, run_lkwedge
+from conftest import REPO, run_lkwedge
 
 SEED = REPO / "samples" / "agents_json_seed_stall.log"      # one stalled episode at line 20
 TWO_JOBS = REPO / "samples" / "agents_json_two_jobs.log"    # one stalled, one recovered

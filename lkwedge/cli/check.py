@@ -108,7 +108,7 @@ def check_command(paths: tuple[str, ...], max_stalls: int | None, max_ghosts: in
     result, _ = analyse(run_guarded(lambda: scan(paths, scan_opts, jobs=workers)), keep)
     some_unreadable = report_read_errors(result.summary) or some_unreadable
     outcome = run_checks(result, options)
-    unrecognised = [] if allow_empty else list(result.summary.get("unrecognised_inputs") or [])
+    unrecognised = [] if allow_empty else list(result.summary.unrecognised_inputs)
 
     out = make_console(color)
     if not quiet:

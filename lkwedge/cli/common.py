@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -16,6 +17,7 @@ from rich.console import Console
 from lkwedge.detect.engine import ScanOptions, ScanResult
 from lkwedge.detect.episodes import Episode
 from lkwedge.detect.incidents import DEFAULT_GAP, Incident, find_incidents
+from lkwedge.detect.summary import Summary
 from lkwedge.durations import DURATION
 from lkwedge.errors import InputError
 from lkwedge.read.clock import DEFAULT_MAX_JUMP, parse_tz
@@ -156,14 +158,13 @@ def readable_inputs(paths: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
     return tuple(good), len(good) < len(paths)
 
 
-def report_read_errors(summary: Mapping[str, object]) -> bool:
+def report_read_errors(summary: Summary) -> bool:
     """One stderr line per input that failed part-way (its episodes up to the failure are kept); whether
     there was any (the command then exits 2 at the end, as for a file that could not be opened)."""
-    errors = summary.get("read_errors") or []
-    for error in errors:  # type: ignore[attr-defined]
-        click.echo(f"lkwedge: error: {printable(error['error'], 1000)} (after line {error['lines']}; the "
-                   "lines before it were analysed)", err=True)
-    return bool(errors)
+    for error in summary.read_errors:
+        click.echo(f"lkwedge: error: {printable(error.error, 1000)} (after line {error.lines}; the lines "
+                   "before it were analysed)", err=True)
+    return bool(summary.read_errors)
 
 
 def filter_options(command: F) -> F:
@@ -223,12 +224,9 @@ class EpisodeFilter:
         if not self.active:
             return result
         kept = [ep for ep in result.episodes if self.keep(ep)]
-        summary = dict(result.summary)
-        for verdict in {*map(str, Verdict), *(ep.verdict for ep in result.episodes)}:
-            if verdict in summary or any(ep.verdict == verdict for ep in kept):
-                summary[verdict] = sum(1 for ep in kept if ep.verdict == verdict)
-        summary["episodes"] = len(kept)
-        summary["filtered_out"] = len(result.episodes) - len(kept)
+        counts = Counter(ep.verdict for ep in kept)
+        summary = replace(result.summary, verdicts={v: counts[v] for v in result.summary.verdicts},
+                          filtered_out=len(result.episodes) - len(kept))
         return ScanResult(kept, summary)
 
 
@@ -258,7 +256,7 @@ def analyse(result: ScanResult, keep: EpisodeFilter) -> tuple[ScanResult, list[I
     """The episodes the user asked for, and the incidents among them (counted in the summary)."""
     result = keep.apply(result)
     incidents = find_incidents(result.episodes, keep.incident_gap)
-    result.summary["incidents"] = len(incidents)
+    result.summary.incidents = len(incidents)
     return result, incidents
 
 

@@ -68,4 +68,4 @@ def scan_command(paths: tuple[str, ...], window: float, date: object, patterns: 
                     incidents)
     if some_unreadable:
         sys.exit(2)
-    sys.exit(1 if result.summary["stalled"] or result.summary.get("ghost") else 0)
+    sys.exit(1 if result.summary.wedged else 0)

@@ -240,7 +240,7 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
         out.write("lkwedge: stopped; episodes so far:\n")
     if quiet:
         pass
-    elif not (watcher.input_failed and not watcher.detector.summary()["lines"]):   # nothing read: as scan
+    elif not (watcher.input_failed and not watcher.detector.summary().lines):   # nothing read: as scan
         for line in summary_lines(watcher, view.evictions):
             out.write(line + "\n")
     out.flush()

@@ -31,10 +31,11 @@ from enum import Enum
 from pathlib import Path
 from typing import BinaryIO
 
-from lkwedge.detect.episodes import VERDICTS, Episode, EpisodeBook, Hit, Listener
+from lkwedge.detect.episodes import Episode, EpisodeBook, Hit, Listener
 from lkwedge.detect.ghost import DEFAULT_GHOST_WINDOW
 from lkwedge.detect.patterns import PatternSet
 from lkwedge.detect.prefilter import Candidate, Prefilter, job_id, odd_line_starts
+from lkwedge.detect.summary import SUMMARY_VERDICTS, ReadError, Summary
 from lkwedge.errors import InputError
 from lkwedge.read.assemble import Assembler
 from lkwedge.read.clock import DEFAULT_MAX_JUMP, UTC, StreamClock
@@ -70,7 +71,7 @@ class ScanOptions:
 @dataclass
 class ScanResult:
     episodes: list[Episode]
-    summary: dict[str, object]
+    summary: Summary
 
 
 class Reading(Enum):
@@ -153,34 +154,28 @@ class StreamStats:
     read_error: str | None = None  # why reading stopped before the end of the input
 
 
-def summarize(streams: Sequence[StreamStats], window: float) -> dict[str, object]:
+def summarize(streams: Sequence[StreamStats], window: float) -> Summary:
     verdicts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     for stream in streams:
         verdicts.update(stream.verdicts)
         reasons.update(stream.unparsed)
-    lines = sum(s.lines for s in streams)
-    errors = [{"file": s.name, "lines": s.lines, "error": s.read_error} for s in streams if s.read_error]
-    return {
-        "files": len(streams),
-        "lines": lines,
-        "records": lines - sum(reasons.values()),
-        "unparsed": sum(reasons.values()),
-        "unparsed_reasons": dict(sorted(reasons.items())),
-        "episodes": sum(verdicts.values()),
-        **{verdict: verdicts[verdict] for verdict in VERDICTS},
-        "open": sum(s.open for s in streams),
-        "window_s": window,
-        "out_of_order": sum(s.out_of_order for s in streams),
-        "clock_jumps": sum(s.clock_jumps for s in streams),
-        "bad_times": sum(s.bad_times for s in streams),
-        "duplicates": sum(s.duplicates for s in streams),
-        "unrecognised_inputs": [s.name for s in streams if not s.recognised],
-        "notes": [note for s in streams for note in s.notes],
-        "sdk": {name: guess for s in streams for name, guess in s.sdk.items()},
-        # only when an input failed part-way, so the JSON of every readable input stays as it was
-        **({"read_errors": errors} if errors else {}),
-    }
+    return Summary(
+        files=len(streams),
+        lines=sum(s.lines for s in streams),
+        unparsed_reasons=dict(sorted(reasons.items())),
+        verdicts={verdict: verdicts[verdict] for verdict in SUMMARY_VERDICTS},
+        open=sum(s.open for s in streams),
+        window_s=window,
+        out_of_order=sum(s.out_of_order for s in streams),
+        clock_jumps=sum(s.clock_jumps for s in streams),
+        bad_times=sum(s.bad_times for s in streams),
+        duplicates=sum(s.duplicates for s in streams),
+        unrecognised_inputs=[s.name for s in streams if not s.recognised],
+        notes=[note for s in streams for note in s.notes],
+        sdk={name: guess for s in streams for name, guess in s.sdk.items()},
+        read_errors=[ReadError(s.name, s.lines, s.read_error) for s in streams if s.read_error],
+    )
 
 
 class Detector:
@@ -299,7 +294,7 @@ class Detector:
         order = {stream.name: i for i, stream in enumerate(self.streams)}
         return sorted(found, key=lambda ep: (order.get(ep.file, 0), ep.line))
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> Summary:
         return summarize([stream.stats() for stream in self.streams], self.options.window)
 
     # -- reading ---------------------------------------------------------------------------------

@@ -434,7 +434,7 @@ def summary_lines(watcher: Watcher, evictions: dict[str, str] | None = None) -> 
         counts = Counter(evictions.values())
         out.append("evictions: " + ", ".join(f"{n} {result.replace('_', ' ')}"
                                              for result, n in sorted(counts.items())))
-    retired = int(summ["episodes"]) - len(kept)  # type: ignore[call-overload]
+    retired = summ.episodes - len(kept)
     if retired > 0:
         out.append(f"note: {plural(retired, 'older closed episode')} not listed (only the newest "
                    f"{watcher.options.keep_closed} per input are kept); the counts include them")

@@ -201,9 +201,8 @@ class Watcher:
     def exit_code(self) -> int:
         if self.input_failed:
             return 2
-        summary = self.detector.summary()
-        stalled = bool(summary["stalled"]) or bool(summary.get("ghost"))
-        return 1 if stalled or any(ep.stalled for ep in self.detector.open_episodes()) else 0
+        wedged = self.detector.summary().wedged or any(ep.stalled for ep in self.detector.open_episodes())
+        return 1 if wedged else 0
 
     # -- input ---------------------------------------------------------------------------------------
     def _src(self, name: str) -> _Src:

@@ -22,6 +22,7 @@ from rich.text import Text
 from lkwedge.detect.engine import ScanResult
 from lkwedge.detect.episodes import Episode
 from lkwedge.detect.incidents import Incident, incident_of
+from lkwedge.detect.summary import Summary
 from lkwedge.errors import InputError
 from lkwedge.output.present import look, plural, seconds, shown_path
 from lkwedge.output.render import sdk_lines
@@ -139,15 +140,14 @@ def headline(episodes: list[Episode], incidents: list[Incident]) -> str:
     return printable(text + ".", 600)
 
 
-def render_summary(summary: dict[str, Any], scan_summary: dict[str, Any],
+def render_summary(summary: dict[str, Any], scan_summary: Summary,
                    episodes: list[Episode] | None = None, incidents: list[Incident] | None = None) -> Group:
     """Rich renderables for the terminal. Names (jobs, rooms, keys) come from logs, so they go in as Text,
     never as markup."""
     head = Text()
     head.append("lkwedge report", style="bold")
-    lines = scan_summary.get("lines", "?")
-    head.append(f": {plural(summary['episodes'], 'reconnect episode')} in {plural(int(lines), 'line')}"
-                if isinstance(lines, int) else f": {plural(summary['episodes'], 'reconnect episode')}")
+    head.append(f": {plural(summary['episodes'], 'reconnect episode')} in "
+                f"{plural(scan_summary.lines, 'line')}")
     for line in sdk_lines(scan_summary):
         head.append("\n" + line)
     if summary["first"]:
@@ -211,12 +211,12 @@ def render_summary(summary: dict[str, Any], scan_summary: dict[str, Any],
                           seconds(inc.spread_s), Text(inc.verdict, style=look(inc.verdict).rich),
                           Text(printable(shown_path(inc.file))))
         parts.append(table)
-    for note in scan_summary.get("notes", []) or []:
+    for note in scan_summary.notes:
         parts.append(Text(f"note: {printable(str(note))}", style="dim"))
     return Group(*parts)
 
 
-def print_summary(summary: dict[str, Any], scan_summary: dict[str, Any],
+def print_summary(summary: dict[str, Any], scan_summary: Summary,
                   console: Console | None = None, episodes: list[Episode] | None = None,
                   incidents: list[Incident] | None = None) -> None:
     (console or Console()).print(render_summary(summary, scan_summary, episodes, incidents))
@@ -280,5 +280,5 @@ def build(result: ScanResult, incidents: list[Incident] | None = None) -> tuple[
         df["incident"] = pd.Series([ids.get(ep.id) for ep in result.episodes], dtype="string")
         summary["incidents"] = [inc.to_dict() for inc in incidents]
         summary["headline"] = headline(result.episodes, incidents)
-    summary["sdk"] = result.summary.get("sdk", {})  # per input: python livekit / livekit-ffi range
+    summary["sdk"] = result.summary.sdk  # per input: python livekit / livekit-ffi range
     return df, summary

@@ -20,6 +20,7 @@ from html import escape
 from typing import Any
 
 from lkwedge.detect.episodes import Episode
+from lkwedge.detect.summary import Summary
 from lkwedge.output.present import OTHER_LOOK, VERDICT_LOOKS, seconds
 from lkwedge.output.render import sdk_lines
 from lkwedge.safe import printable
@@ -514,7 +515,7 @@ _TABLE_COLS = [("i", "#", True), ("verdict", "verdict", False), ("start", "start
                ("attempts", "attempts", True)]
 
 
-def render_html(episodes: Sequence[Episode], summary: dict[str, Any], scan_summary: dict[str, Any],
+def render_html(episodes: Sequence[Episode], summary: dict[str, Any], scan_summary: Summary,
                 *, title: str = "lkwedge report", sources: Sequence[str] = ()) -> str:
     """The whole page as a string. ``summary`` is :func:`lkwedge.output.report.summarize`'s output."""
     indexed = list(enumerate(episodes, start=1))
@@ -560,7 +561,7 @@ def render_html(episodes: Sequence[Episode], summary: dict[str, Any], scan_summa
                          for c, label, num in _TABLE_COLS) + "<th>evidence</th>"
     span = f"{_short(summary['first'])} … {_short(summary['last'])}" if summary["first"] else "no log times"
     notes = "".join(f"<li>{_e(n)}</li>"
-                    for n in [*(scan_summary.get("notes", []) or []), *sdk_lines(scan_summary)])
+                    for n in [*scan_summary.notes, *sdk_lines(scan_summary)])
     if summary["worst_jobs"] or not summary["worst_keys"]:
         worst_first = f"<h3>Worst jobs</h3>{_worst_table(summary['worst_jobs'], 'job')}"
     else:  # logs without job ids: rank the streams (pid, service, file) instead
@@ -582,7 +583,7 @@ def render_html(episodes: Sequence[Episode], summary: dict[str, Any], scan_summa
 <p class="headline" id="headline">{_e(headline)}</p>
 <div class="cards"><div class="card"><b>{summary["episodes"]}</b>episodes</div>{verdict_cards}
 <div class="card"><b>{len(incidents)}</b>incidents</div></div>
-<p class="muted small">log time {_e(span)} · {scan_summary.get("lines", "?")} lines of {_e(src)} ·
+<p class="muted small">log time {_e(span)} · {scan_summary.lines} lines of {_e(src)} ·
 generated {generated}</p>
 <noscript><p>The episode table needs JavaScript; the summary and timelines below do not.</p></noscript>
 <h2>Incidents</h2>
