@@ -167,15 +167,29 @@ def report_read_errors(summary: Summary) -> bool:
     return bool(summary.read_errors)
 
 
+def _select_options() -> list[Callable[[F], F]]:
+    return [
+        click.option("--job", "jobs", multiple=True, metavar="AJ_ID",
+                     help="Only this agent job (repeatable)."),
+        click.option("--room", "rooms", multiple=True, metavar="ROOM",
+                     help="Only this room, by name or sid (repeatable)."),
+    ]
+
+
+def select_options(command: F) -> F:
+    """--job/--room: which jobs and rooms count (watch; scan, check and report have them in
+    `filter_options`)."""
+    for option in reversed(_select_options()):
+        command = option(command)
+    return command
+
+
 def filter_options(command: F) -> F:
     """--verdict/--job/--room/--since/--until: narrow the episodes judged and shown (scan, check, report)."""
     options = [
         click.option("--verdict", "verdicts", type=click.Choice([str(v) for v in Verdict]), multiple=True,
                      help="Only episodes with this verdict (repeatable)."),
-        click.option("--job", "jobs", multiple=True, metavar="AJ_ID",
-                     help="Only this agent job (repeatable)."),
-        click.option("--room", "rooms", multiple=True, metavar="ROOM",
-                     help="Only this room, by name or sid (repeatable)."),
+        *_select_options(),
         click.option("--since", default=None, metavar="TIME",
                      help="Only episodes starting at or after this log time (ISO 8601; no zone = --tz)."),
         click.option("--until", default=None, metavar="TIME",

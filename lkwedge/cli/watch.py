@@ -25,6 +25,7 @@ from lkwedge.cli.common import (
     paths_or_stdin,
     run_guarded,
     scan_options_from,
+    select_options,
 )
 from lkwedge.cli.fleet import check_fleet_options, fleet_options, start_fleet
 from lkwedge.cli.pipes import PipeSafeStdout, watch_reader
@@ -44,8 +45,8 @@ if TYPE_CHECKING:
     from lkwedge.detect.episodes import Episode
     from lkwedge.live.events import LiveEvent
 
-EVICT_OPTIONS = ("room", "identity", "identity_template", "max_evictions", "revoke_token", "audit", "url",
-                 "missing_ok")
+EVICT_OPTIONS = ("evict_room", "identity", "identity_template", "max_evictions", "revoke_token", "audit",
+                 "url", "missing_ok")
 
 
 def _evict_options(command: Any) -> Any:
@@ -56,7 +57,8 @@ def _evict_options(command: Any) -> Any:
                           "Credentials: LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET."),
         click.option("--dry-run", is_flag=True,
                      help="Show the eviction call that would be made; make none (implies --evict)."),
-        click.option("--room", default=None, help="Room to evict from (default: from the logs)."),
+        click.option("--evict-room", default=None,
+                     help="Room to evict from (default: from the logs; --room selects episodes)."),
         click.option("--identity", default=None,
                      help="Participant identity to evict (default: from the logs)."),
         click.option("--identity-template", default=None, metavar="TEMPLATE",
@@ -101,6 +103,7 @@ def _evict_options(command: Any) -> Any:
                    "with the episode as JSON on stdin and LKWEDGE_* variables.")
 @click.option("--webhook", metavar="URL", default=None,
               help="POST each alert/resolution as JSON with a Slack-compatible 'text' field.")
+@select_options
 @_evict_options
 @fleet_options
 @output_options
@@ -109,7 +112,7 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
                   lookback: float | None, fmt: str, jsonl: str | None, on_alert: str | None,
                   webhook: str | None, metrics: str | None, alertmanager: tuple[str, ...],
                   alertmanager_resend: float, alert_label: tuple[str, ...], quiet: bool, color: str,
-                  **evict_kwargs: Any) -> None:
+                  jobs: tuple[str, ...], rooms: tuple[str, ...], **evict_kwargs: Any) -> None:
     """Watch live logs and alert the moment a reconnect stalls.
 
     PATHS are files or glob patterns (quoted, re-expanded as files appear), or - for stdin; with no
@@ -124,8 +127,10 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
       tail -F agent.log | lkwedge watch
       lkwedge watch '/var/log/agent/*.log' --jsonl alerts.jsonl --on-alert './page-oncall.sh'
       lkwedge watch --once --from-start saved.log
+      lkwedge watch agent.log --job AJ_5cQwZ8mLr3Tx --room hotel-frontdesk-118
     """
     options = scan_options_from(window, date, patterns, tz, max_jump, max_line)
+    keep = EpisodeFilter(jobs=tuple(jobs), rooms=tuple(rooms))   # which episodes alert, are evicted, shown
     if fmt != "text" and jsonl == "-":
         raise click.UsageError("--format json/jsonl and --jsonl - would both write to stdout; pick one")
     paths = paths_or_stdin(paths)
@@ -191,7 +196,8 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
             hooks.append(_make_evictor(evict_kwargs, view, watch_metrics))
         fan = Fanout(sinks, view.error)
         wopts = WatchOptions(scan=options, max_lag=max_lag, from_start=from_start, once=once,
-                             lookback=lookback, keep_closed=None if fmt != "text" else 200)
+                             lookback=lookback, keep_closed=None if fmt != "text" else 200,
+                             select=keep.keep if keep.active else None)
         return Watcher(paths, wopts, fan, view, hooks, on_error=view.error), fan
 
     try:
@@ -231,7 +237,7 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
     if fmt != "text":
         # the same JSON as scan's, incidents included (at the default --incident-gap)
         result, incidents = analyse(ScanResult(watcher.detector.episodes(), watcher.detector.summary()),
-                                    EpisodeFilter())
+                                    keep)
         (write_json if fmt == "json" else write_jsonl)(result, sys.stdout, incidents)
         sys.stdout.flush()
         sys.exit(code)
@@ -281,7 +287,7 @@ def _make_evictor(kwargs: dict[str, Any], view: View, metrics: Any = None) -> Ep
     from lkwedge.act.evict import Evictor
     from lkwedge.act.targets import DEFAULT_IDENTITY_TEMPLATE
 
-    options = TargetOptions(room=kwargs["room"], identity=kwargs["identity"],
+    options = TargetOptions(room=kwargs["evict_room"], identity=kwargs["identity"],
                             identity_template=kwargs["identity_template"] or DEFAULT_IDENTITY_TEMPLATE)
 
     def on_result(result: Any) -> None:     # called from the evictor's thread; summary() is terminal-safe

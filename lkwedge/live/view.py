@@ -238,7 +238,7 @@ def snapshot(watcher: Watcher, limit: int) -> PanelSnapshot:
     clocks: dict[str, Any] = {}
     window = watcher.options.scan.window
     scored: list[tuple[float, int, PanelRow]] = []
-    for ep in watcher.detector.open_episodes():
+    for ep in watcher.open_episodes():
         if ep.file not in clocks:
             clocks[ep.file] = watcher.estimated_log_now(ep.file, now)
         state = watcher.states.get(id(ep))
@@ -419,8 +419,7 @@ def summary_lines(watcher: Watcher, evictions: dict[str, str] | None = None) -> 
     """Every episode (closed and still open) as plain, escaped lines, then scan's summary sentence
     (still-open episodes counted apart) and the evictions made."""
     evictions = evictions or {}
-    det = watcher.detector
-    kept = det.episodes()
+    kept = watcher.episodes()
     out = [episode_line(ep, 400) + _evicted(evictions, ep.id) for ep in kept]
     open_rows = watcher.open_rows()
     for ep, silence, open_s, alerted in open_rows:
@@ -428,7 +427,7 @@ def summary_lines(watcher: Watcher, evictions: dict[str, str] | None = None) -> 
         out.append(printable(f"{'open':<12} {shown_path(ep.file)}:{ep.line}  key={ep.key}  open for "
                              f"{open_s:.1f}s, silent {seconds(silence)} of log time, {state}", 400)
                    + _evicted(evictions, ep.id))
-    summ = det.summary()
+    summ = watcher.summary()
     out.append(summary_sentence(summ, open_count=len(open_rows)).plain)
     if evictions:
         counts = Counter(evictions.values())

@@ -24,13 +24,14 @@ import glob
 import os
 import threading
 import time
-from collections import deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
 from lkwedge.detect.engine import Detector, Reading, ScanOptions, Stream, read_input
 from lkwedge.detect.episodes import Episode
+from lkwedge.detect.summary import Summary
 from lkwedge.live.events import LiveEvent, snapshot
 from lkwedge.live.follow import STDIN_NAME, Follower, LineEvent, Notice
 from lkwedge.live.sinks import ErrorCallback, Sink
@@ -44,6 +45,7 @@ LAG_HORIZON = 60.0      # seconds of arrivals (counted back from the newest) tha
 LAG_SAMPLES = 512
 QUIET_FLUSH = 0.5       # release a held multi-line record after this long without a line
 LOOKBACK_ARRIVAL = 1.0  # lines that "arrived" longer ago than this were read back (--lookback)
+COUNTED_MAX = 4096      # selected closed episodes remembered in case one turns out a ghost room
 
 
 @dataclass
@@ -59,6 +61,8 @@ class WatchOptions:
     # Closed episodes kept as objects per input when not `once` (the rest are counted only), so a
     # watcher running for days does not grow with the episodes it has reported.
     keep_closed: int | None = 200  # None: keep all (the final report needs them)
+    # Which episodes count (--job, --room): the others never alert, are never evicted, shown or counted.
+    select: Callable[[Episode], bool] | None = None
 
 
 class EpisodeHook(Protocol):
@@ -148,6 +152,11 @@ class Watcher:
         self.stop_event = threading.Event()
         self.interrupted = False
         self.input_failed = False
+        # with `select`: verdict counts of the selected closed episodes, and what each was counted as (the
+        # newest ones: a closed episode can still turn out a ghost room within --ghost-window)
+        self._verdicts: Counter[str] = Counter()
+        self._counted: OrderedDict[str, str] = OrderedDict()
+        self._left_out = 0
 
     # -- main loop -----------------------------------------------------------------------------------
     def run(self) -> int:
@@ -201,8 +210,40 @@ class Watcher:
     def exit_code(self) -> int:
         if self.input_failed:
             return 2
-        wedged = self.detector.summary().wedged or any(ep.stalled for ep in self.detector.open_episodes())
+        wedged = self.summary().wedged or any(ep.stalled for ep in self.open_episodes())
         return 1 if wedged else 0
+
+    # -- the selected episodes (all of them without --job/--room) -----------------------------------
+    def selected(self, ep: Episode) -> bool:
+        return self.options.select is None or self.options.select(ep)
+
+    def episodes(self) -> list[Episode]:
+        """The closed episodes kept, in input order."""
+        return [ep for ep in self.detector.episodes() if self.selected(ep)]
+
+    def open_episodes(self) -> list[Episode]:
+        return [ep for ep in self.detector.open_episodes() if self.selected(ep)]
+
+    def summary(self) -> Summary:
+        """scan's summary of what was read, counting the selected episodes only (as a filtered scan)."""
+        summary = self.detector.summary()
+        if self.options.select is None:
+            return summary
+        return replace(summary, verdicts={v: self._verdicts[v] for v in summary.verdicts},
+                       open=len(self.open_episodes()), filtered_out=self._left_out)
+
+    def _count(self, event: str, ep: Episode) -> None:
+        if self.options.select is None or event not in ("closed", "ghost"):
+            return
+        if event == "ghost" and ep.id in self._counted:      # a closed episode turned out a ghost room
+            self._verdicts[self._counted[ep.id]] -= 1
+        elif event == "ghost" or not self.selected(ep):
+            self._left_out += event == "closed"
+            return
+        self._verdicts[ep.verdict] += 1
+        self._counted[ep.id] = ep.verdict
+        while len(self._counted) > COUNTED_MAX:
+            self._counted.popitem(last=False)
 
     # -- input ---------------------------------------------------------------------------------------
     def _src(self, name: str) -> _Src:
@@ -313,6 +354,10 @@ class Watcher:
         return est
 
     def _on_episode(self, event: str, ep: Episode) -> None:
+        self._count(event, ep)
+        if not self.selected(ep):
+            self.states.pop(id(ep), None)
+            return
         if event == "opened":
             self.states[id(ep)] = _EpState(time.monotonic())
             return
@@ -360,7 +405,7 @@ class Watcher:
         """(episode, silence so far in log seconds, wall seconds open, alerted) for open episodes."""
         now = time.monotonic()
         rows = []
-        for ep in self.detector.open_episodes():
+        for ep in self.open_episodes():
             state = self.states.get(id(ep))
             silence = ep.current_silence(self.estimated_log_now(ep.file, now))
             rows.append((ep, silence, now - state.opened_mono if state else 0.0,
