@@ -25,6 +25,11 @@ class Job:
     event: LiveEvent
     lane: str | None = None     # jobs of one lane run in order; default: one lane per episode
 
+    def __post_init__(self) -> None:
+        # fail in the caller (watch), not later on a worker thread where only a log line would say so
+        if not isinstance(self.event, LiveEvent):
+            raise TypeError(f"a sink takes a LiveEvent, not {type(self.event).__name__}")
+
     @property
     def key(self) -> str:
         return self.lane if self.lane is not None else self.event.id
