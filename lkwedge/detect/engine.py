@@ -531,14 +531,34 @@ def read_input(detector: Detector, stream: Stream, source: Input,
 
 
 class _UpToDamage:
-    """``read`` as ``read1``: a damaged gzip stream then yields everything before the damage and raises
-    on the next read (``GzipFile.read(n)`` drops what it decompressed when the stream breaks first)."""
+    """Reads a gzip stream so that damage costs only what follows it: ``GzipFile.read(n)`` drops what it
+    decompressed when the stream breaks before ``n`` bytes, so blocks are gathered with ``read1`` and the
+    error is raised on the next read, after everything before it was delivered."""
 
     def __init__(self, binary: BinaryIO) -> None:
-        self._read = binary.read1 if isinstance(binary, gzip.GzipFile) else binary.read
+        self._binary = binary
+        self._gzip = isinstance(binary, gzip.GzipFile)
+        self._error: Exception | None = None
 
     def read(self, size: int = -1) -> bytes:
-        return self._read(size)
+        if not self._gzip or size < 0:
+            return self._binary.read(size)
+        if self._error is not None:
+            raise self._error
+        parts: list[bytes] = []
+        got = 0
+        try:
+            while got < size:
+                data = self._binary.read1(size - got)  # type: ignore[attr-defined]
+                if not data:
+                    break
+                parts.append(data)
+                got += len(data)
+        except (EOFError, OSError) as exc:  # gzip.BadGzipFile is an OSError
+            if not parts:
+                raise
+            self._error = exc
+        return b"".join(parts)
 
 
 def _scan_file(source: Input, options: ScanOptions) -> tuple[list[Episode], StreamStats]:
