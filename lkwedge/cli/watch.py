@@ -41,9 +41,10 @@ from lkwedge.read.sources import describe
 from lkwedge.safe import printable
 
 if TYPE_CHECKING:
-    from lkwedge.act.evict import Evictor  # imports livekit-api: only when --evict is given
+    from lkwedge.act.evict import EvictionResult, Evictor  # imports livekit-api: only with --evict
     from lkwedge.detect.episodes import Episode
     from lkwedge.live.events import LiveEvent
+    from lkwedge.live.metrics import WatchMetrics
 
 EVICT_OPTIONS = ("evict_room", "identity", "identity_template", "max_evictions", "revoke_token", "audit",
                  "url", "missing_ok")
@@ -283,14 +284,14 @@ class _EvictHook:
         self.evictor.close(timeout=5.0)
 
 
-def _make_evictor(kwargs: dict[str, Any], view: View, metrics: Any = None) -> EpisodeHook:
+def _make_evictor(kwargs: dict[str, Any], view: View, metrics: WatchMetrics | None = None) -> EpisodeHook:
     from lkwedge.act.evict import Evictor
     from lkwedge.act.targets import DEFAULT_IDENTITY_TEMPLATE
 
     options = TargetOptions(room=kwargs["evict_room"], identity=kwargs["identity"],
                             identity_template=kwargs["identity_template"] or DEFAULT_IDENTITY_TEMPLATE)
 
-    def on_result(result: Any) -> None:     # called from the evictor's thread; summary() is terminal-safe
+    def on_result(result: EvictionResult) -> None:  # on the evictor's thread; summary() is terminal-safe
         if metrics is not None:
             metrics.on_eviction(result.result)
         view.eviction(result.episode, result.result, f"EVICT {result.summary()}", result.ok)
