@@ -183,7 +183,7 @@ def test_log_text_in_labels_and_annotations_is_inert_and_valid_utf8() -> None:
                  job="AJ\x1b[2J", room="room\n\x1b]0;owned\x07", stalled=True, outcome="escalated",
                  evidence=[Evidence(7, None, "trigger", "received session close \x1b[31mred\u2028x")])
     labels = hook.labels_for(ep, "stalled")
-    notes = hook.annotations_for(ep, ep.to_dict() | {"silence_s": 21.0}, "stalled", 21.0)
+    notes = hook.annotations_for(ep, "stalled", 21.0)
     assert labels["job_id"] == "AJ\\x1b[2J" and labels["room"] == "room\\x0a\\x1b]0;owned\\x07"
     assert labels["participant"] == "agent-AJ\\x1b[2J"
     body = json.dumps([labels, notes], ensure_ascii=False).encode("utf-8")      # no surrogates left

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 import threading
@@ -13,22 +14,27 @@ from typing import Any
 
 import pytest
 
+from lkwedge.detect.episodes import Episode, Evidence
+from lkwedge.live.events import LiveEvent
 from lkwedge.live.sinks import CommandSink, Fanout, JsonlSink, WebhookSink, format_console
+from lkwedge.verdicts import Verdict
 
 EVIL = "$(touch PWNED); `touch PWNED2` \x1b[31m[bold]red[/bold] \r\n next"
 
 
-def episode(key: str = "job:AJ_1", **over: Any) -> dict[str, Any]:
-    ep = {
-        "id": "agent.log:12", "file": "agent.log", "line": 12, "key": key, "job": "AJ_1", "pid": 460,
-        "room": "demo-room", "room_id": None, "start": "2026-05-01T10:00:05+00:00", "end": None,
-        "silence_s": 20.5, "attempts": 1, "outcome": None, "verdict": "stalled",
-        "evidence": [{"line": 12, "time": "2026-05-01T10:00:05+00:00", "role": "attempt",
-                      "text": "resuming connection... attempt: 0", "pattern": "resume-attempt"}],
-        "log_left_s": None, "note": "no progress for 20.5 s",
-    }
-    ep.update(over)
+def episode(key: str = "job:AJ_1", **over: Any) -> Episode:
+    ep = Episode(id="agent.log:12", file="agent.log", line=12, key=key, job="AJ_1", pid=460, room="demo-room",
+                 start=dt.datetime(2026, 5, 1, 10, 0, 5, tzinfo=dt.UTC), silence_s=20.5, attempts=1,
+                 verdict=Verdict.STALLED, note="no progress for 20.5 s",
+                 evidence=[Evidence(12, dt.datetime(2026, 5, 1, 10, 0, 5, tzinfo=dt.UTC), "attempt",
+                                    "resuming connection... attempt: 0", "resume-attempt")])
+    for name, value in over.items():
+        setattr(ep, name, value)
     return ep
+
+
+def event(kind: str, wall: float, *args: Any, outage_s: float | None = None, **over: Any) -> LiveEvent:
+    return LiveEvent(kind, episode(*args, **over), wall, outage_s)  # type: ignore[arg-type]
 
 
 class Errors(list):
@@ -50,8 +56,8 @@ def wait_for(pred, timeout: float = 5.0) -> bool:
 def test_jsonl_file_gets_one_object_per_event(tmp_path: Path) -> None:
     out = tmp_path / "events.jsonl"
     sink = JsonlSink(str(out))
-    sink.emit("alert", episode(), 1777629625.25)
-    sink.emit("resolved", episode(verdict="recovered", outcome="recovered", outage_s=63.0), 1777629668.0)
+    sink.emit(event("alert", 1777629625.25))
+    sink.emit(event("resolved", 1777629668.0, verdict="recovered", outcome="recovered", outage_s=63.0))
     sink.close()
     recs = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["event"] for r in recs] == ["alert", "resolved"]
@@ -63,7 +69,7 @@ def test_jsonl_file_gets_one_object_per_event(tmp_path: Path) -> None:
 
 def test_jsonl_dash_writes_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     sink = JsonlSink("-")
-    sink.emit("alert", episode(), time.time())
+    sink.emit(event("alert", time.time()))
     sink.close()
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1 and json.loads(out[0])["event"] == "alert"
@@ -73,12 +79,12 @@ def test_jsonl_dash_writes_to_stdout(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_console_line_escapes_log_text() -> None:
     ep = episode(key=EVIL, room=EVIL)
-    ep["evidence"][0]["text"] = EVIL
-    line = format_console("alert", ep, time.time())
+    ep.evidence[0].text = EVIL
+    line = format_console(LiveEvent("alert", ep, time.time()))
     assert "\n" not in line and "\r" not in line and "\x1b" not in line
     assert "\\x1b[31m" in line and "[bold]red[/bold]" in line
     assert "ALERT stalled agent.log:12" in line and "20.5s" in line
-    resolved = format_console("resolved", episode(outcome="recovered", outage_s=42.25), time.time())
+    resolved = format_console(event("resolved", time.time(), outcome="recovered", outage_s=42.25))
     assert "RESOLVED agent.log:12" in resolved and "recovered" in resolved and "42.2s" in resolved
 
 
@@ -109,7 +115,7 @@ def test_command_gets_episode_json_and_env_without_a_shell(recorder, tmp_path: P
     monkeypatch.chdir(tmp_path)
     errors = Errors()
     sink = CommandSink(argv, errors)
-    sink.emit("alert", episode(key="job:AJ_1", room=EVIL), 1777629625.0)
+    sink.emit(event("alert", 1777629625.0, key="job:AJ_1", room=EVIL))
     assert wait_for(lambda: (out / "job:AJ_1.json").exists())
     sink.close(5)
     rec = json.loads((out / "job:AJ_1.json").read_text())
@@ -126,10 +132,10 @@ def test_slow_command_does_not_delay_the_next_alert(recorder) -> None:
     argv, out = recorder
     errors = Errors()
     sink = CommandSink(argv, errors)
-    sink.emit("alert", episode(key="slow"), time.time())
+    sink.emit(event("alert", time.time(), key="slow"))
     assert wait_for(lambda: (out / "slow.json").exists())       # the 30 s sleeper is running
     t_emit = time.time()
-    sink.emit("alert", episode(key="fast", id="agent.log:40"), time.time())   # another episode
+    sink.emit(event("alert", time.time(), key="fast", id="agent.log:40"))   # another episode
     assert wait_for(lambda: (out / "fast.json").exists(), timeout=3)
     started = json.loads((out / "fast.json").read_text())["started"]
     assert started - t_emit < 1.0
@@ -144,11 +150,11 @@ def test_command_failures_are_reported_not_raised(recorder, monkeypatch) -> None
     errors = Errors()
     monkeypatch.setenv("LKWEDGE_TEST_EXIT_WITH", "3")   # LKWEDGE_* reaches the command
     sink = CommandSink(argv, errors)
-    sink.emit("alert", episode(), time.time())
+    sink.emit(event("alert", time.time()))
     missing = CommandSink(["/nonexistent/lkwedge-hook"], errors)
-    missing.emit("alert", episode(), time.time())
+    missing.emit(event("alert", time.time()))
     slow = CommandSink([sys.executable, "-c", "import time; time.sleep(30)"], errors, timeout=0.3)
-    slow.emit("alert", episode(), time.time())
+    slow.emit(event("alert", time.time()))
     assert wait_for(lambda: len(errors) >= 3)
     for s in (sink, missing, slow):
         s.close(2)
@@ -207,7 +213,7 @@ def test_webhook_500_is_retried_then_delivered(hook_factory) -> None:
     hook = hook_factory([500, 200])
     errors = Errors()
     sink = WebhookSink(hook.url, errors, tries=4, backoff=0.1)
-    sink.emit("alert", episode(room="<!channel> & co"), 1777629625.0)
+    sink.emit(event("alert", 1777629625.0, room="<!channel> & co"))
     sink.close(5)
     assert len(hook.requests) == 2 and errors == []
     assert hook.requests[1]["t"] - hook.requests[0]["t"] >= 0.045       # backed off (0.1 s, jitter 50 %)
@@ -223,7 +229,7 @@ def test_webhook_always_500_is_reported_after_bounded_tries(hook_factory) -> Non
     errors = Errors()
     sink = WebhookSink(hook.url, errors, tries=3, backoff=0.05)
     t0 = time.monotonic()
-    sink.emit("alert", episode(), time.time())
+    sink.emit(event("alert", time.time()))
     assert time.monotonic() - t0 < 0.1                                 # emit never waits for HTTP
     sink.close(5)
     assert len(hook.requests) == 3
@@ -237,7 +243,7 @@ def test_webhook_4xx_is_not_retried(hook_factory) -> None:
     hook = hook_factory([404])
     errors = Errors()
     sink = WebhookSink(hook.url, errors, tries=5, backoff=0.05)
-    sink.emit("resolved", episode(outage_s=70.0), time.time())
+    sink.emit(event("resolved", time.time(), outage_s=70.0))
     sink.close(5)
     assert len(hook.requests) == 1
     assert len(errors) == 1 and "HTTP 404" in errors[0]
@@ -249,7 +255,7 @@ def test_webhook_connection_refused_is_retried_and_reported(hook_factory) -> Non
     hook.close()                                                       # nothing listens any more
     errors = Errors()
     sink = WebhookSink(url, errors, tries=2, backoff=0.05, timeout=1)
-    sink.emit("alert", episode(), time.time())
+    sink.emit(event("alert", time.time()))
     sink.close(5)
     assert len(errors) == 1 and "after 2 attempt(s): connection failed" in errors[0]
 
@@ -258,7 +264,7 @@ def test_webhook_close_is_bounded_when_the_server_keeps_failing(hook_factory) ->
     hook = hook_factory([503])
     errors = Errors()
     sink = WebhookSink(hook.url, errors, tries=10, backoff=1.0)
-    sink.emit("alert", episode(), time.time())
+    sink.emit(event("alert", time.time()))
     assert wait_for(lambda: len(hook.requests) >= 1)
     t0 = time.monotonic()
     sink.close(timeout=0.3)
@@ -277,7 +283,7 @@ def test_fanout_keeps_going_when_one_sink_breaks(tmp_path: Path) -> None:
     out = tmp_path / "e.jsonl"
     errors = Errors()
     fan = Fanout([Broken(), JsonlSink(str(out))], errors)
-    fan.emit("alert", episode(), time.time())
+    fan.emit(event("alert", time.time()))
     fan.close()
     assert len(out.read_text().splitlines()) == 1
     assert errors == ["Broken: boom"]

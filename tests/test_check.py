@@ -14,6 +14,7 @@ from synthlog import ATTEMPT, CLOSE, write_synth
 from lkwedge.config import find_config, load_config
 from lkwedge.detect.engine import ScanResult
 from lkwedge.detect.episodes import Episode, Evidence
+from lkwedge.detect.summary import Summary
 from lkwedge.errors import InputError
 from lkwedge.output.check import CheckOptions, github_annotation, run_checks
 from lkwedge.output.junit import build_junit
@@ -217,7 +218,7 @@ def _episode(file: str, text: str, note: str = "") -> Episode:
 
 def test_github_annotation_escaping() -> None:
     ep = _episode("logs/a,b:c%.log", "x", note="bad\nline\r::warning::injected 100%")
-    failure = run_checks(ScanResult([ep], {}), CheckOptions()).failures[0]
+    failure = run_checks(ScanResult([ep], Summary()), CheckOptions()).failures[0]
     out = github_annotation(failure)
     assert "\n" not in out and "\r" not in out
     assert out.startswith("::error file=logs/a%2Cb%3Ac%25.log,line=7,title=lkwedge stalled::")
@@ -227,8 +228,8 @@ def test_github_annotation_escaping() -> None:
 def test_junit_survives_hostile_log_text() -> None:
     evil = "]]></failure><x>&\x1b[31m\x00\x0b ok"
     ep = _episode("a.log", evil)
-    outcome = run_checks(ScanResult([ep], {}), CheckOptions())
-    data = ET.tostring(build_junit(["a.log"], ScanResult([ep], {}), outcome.failures).getroot())
+    outcome = run_checks(ScanResult([ep], Summary()), CheckOptions())
+    data = ET.tostring(build_junit(["a.log"], ScanResult([ep], Summary()), outcome.failures).getroot())
     failure = ET.fromstring(data).find(".//failure")
     assert failure is not None and "]]></failure><x>&" in (failure.text or "")
     assert "\\x1b[31m" in (failure.text or "") and "\\x00" in (failure.text or "")

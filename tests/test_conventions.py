@@ -15,7 +15,6 @@ from rich.console import Console
 
 from lkwedge.detect.engine import scan
 from lkwedge.detect.incidents import find_incidents
-from lkwedge.output.present import summary_sentence
 from lkwedge.output.render import write_table
 
 SEED = "samples/agents_json_seed_stall.log"
@@ -155,7 +154,12 @@ def test_grep_counts_stalled_episodes() -> None:
     assert stalled > 1
     assert sum("stalled" in line for line in proc.stdout.splitlines()) == stalled   # `grep -c stalled`
     assert len(proc.stdout.splitlines()) == len(listed["episodes"])                 # one line per episode
-    assert summary_sentence(listed["summary"]).plain in proc.stderr.splitlines()
+    s = listed["summary"]
+    sentence = (f"{s['episodes']} episodes in {s['lines']} lines ({s['files']} files): "
+                f"{s['stalled']} stalled, {s['ghost']} ghost, {s['unresolved']} unresolved, "
+                f"{s['disconnected']} disconnected, {s['recovered']} recovered; "
+                f"{s['unparsed']} unparsed lines")
+    assert sentence in proc.stderr.splitlines()
     assert lk("scan", "-q", *samples).stderr == ""
 
 

@@ -18,10 +18,13 @@ import pytest
 
 from lkwedge.act.evict import Evictor
 from lkwedge.act.targets import EvictionTarget
+from lkwedge.detect.episodes import Episode
+from lkwedge.live.events import LiveEvent
 from lkwedge.live.sinks import CommandSink, WebhookSink, child_env
 from lkwedge.live.workqueue import Job, WorkQueue
 from lkwedge.retry import Failure, GaveUp, RetryPolicy, VirtualClock, deliver, retryable_status
 from lkwedge.testing.fake_roomservice import FakeRoomService
+from lkwedge.verdicts import Verdict
 
 
 class Errors(list[str]):
@@ -43,11 +46,16 @@ def wait_for(pred: Any, timeout: float = 5.0) -> bool:
     return bool(pred())
 
 
-def episode(eid: str, **over: Any) -> dict[str, Any]:
-    ep = {"id": eid, "file": "agent.log", "line": 12, "key": f"job:{eid}", "job": "AJ_1", "room": "demo",
-          "verdict": "stalled", "silence_s": 20.5, "evidence": []}
-    ep.update(over)
+def episode(eid: str, **over: Any) -> Episode:
+    ep = Episode(id=eid, file="agent.log", line=12, key=f"job:{eid}", job="AJ_1", room="demo",
+                 verdict=Verdict.STALLED, silence_s=20.5)
+    for name, value in over.items():
+        setattr(ep, name, value)
     return ep
+
+
+def event(kind: str, wall: float, eid: str, **over: Any) -> LiveEvent:
+    return LiveEvent(kind, episode(eid, **over), wall)  # type: ignore[arg-type]
 
 
 # -- the policy, on virtual time -------------------------------------------------------------------------
@@ -131,14 +139,14 @@ def test_work_queue_runs_episodes_concurrently_and_one_episode_in_order() -> Non
     release = threading.Event()
 
     def handle(job: Job) -> None:
-        log.append((job.key, job.event, time.monotonic()))
-        if job.key == "slow" and job.event == "alert":
+        log.append((job.key, job.event.kind, time.monotonic()))
+        if job.key == "slow" and job.event.kind == "alert":
             release.wait(5)
 
     q = WorkQueue("test", handle, errors, workers=4)
-    q.put(Job("alert", episode("slow"), 0.0))
-    q.put(Job("resolved", episode("slow"), 0.0))
-    q.put(Job("alert", episode("fast"), 0.0))
+    q.put(Job(event("alert", 0.0, "slow")))
+    q.put(Job(event("resolved", 0.0, "slow")))
+    q.put(Job(event("alert", 0.0, "fast")))
     assert wait_for(lambda: any(k == "fast" for k, _, _ in log), 2)      # not behind "slow"
     assert [e for k, e, _ in log if k == "slow"] == ["alert"]            # resolved waits for its alert
     release.set()
@@ -151,7 +159,7 @@ def test_work_queue_names_every_event_it_could_not_deliver_at_shutdown() -> None
     block = threading.Event()
     q = WorkQueue("hook", lambda job: block.wait(10), errors, workers=1, max_queue=3)
     for i in range(5):
-        q.put(Job("alert", episode(f"agent.log:{i}\x1b]0;x\x07"), 0.0))
+        q.put(Job(event("alert", 0.0, f"agent.log:{i}\x1b]0;x\x07")))
     t0 = time.monotonic()
     q.close(0.3)
     block.set()
@@ -222,9 +230,9 @@ def test_a_30s_webhook_never_delays_another_episodes_webhook(slow_hook) -> None:
     errors = Errors()
     sink = WebhookSink(hook.url, errors, timeout=30.0)
     t0 = time.monotonic()
-    sink.emit("alert", episode("a.log:1"), time.time())
+    sink.emit(event("alert", time.time(), "a.log:1"))
     for i in range(2, 6):
-        sink.emit("alert", episode(f"b.log:{i}"), time.time())
+        sink.emit(event("alert", time.time(), f"b.log:{i}"))
     assert time.monotonic() - t0 < 0.1
     assert wait_for(lambda: len(hook.answered) == 4, 3), hook.received
     assert sorted(hook.answered) == [f"b.log:{i}" for i in range(2, 6)]
@@ -247,7 +255,7 @@ def test_on_alert_child_gets_a_minimal_environment(tmp_path: Path, monkeypatch) 
     errors = Errors()
     code = f"import json, os; json.dump(dict(os.environ), open({str(dump)!r}, 'w'))"
     sink = CommandSink([sys.executable, "-c", code], errors)
-    sink.emit("alert", episode("agent.log:12"), time.time())
+    sink.emit(event("alert", time.time(), "agent.log:12"))
     assert wait_for(dump.exists)
     sink.close(5)
     env = json.loads(dump.read_text())
@@ -256,7 +264,8 @@ def test_on_alert_child_gets_a_minimal_environment(tmp_path: Path, monkeypatch) 
     assert env["LKWEDGE_PAGER_TOKEN"] == "mine" and env["LKWEDGE_EVENT"] == "alert"
     assert set(env) - {"PATH", "LANG"} <= {k for k in env if k.startswith("LKWEDGE_")} | {"LC_CTYPE"}
     assert errors == []
-    assert child_env({"LANG": "C.UTF-8", "HOME": "/root"}, "alert", {})["PATH"] == os.defpath
+    env = child_env({"LANG": "C.UTF-8", "HOME": "/root"}, event("alert", 0.0, "a.log:1"))
+    assert env["PATH"] == os.defpath
 
 
 def test_a_flooding_on_alert_command_is_capped_and_drained() -> None:
@@ -266,7 +275,7 @@ def test_a_flooding_on_alert_command_is_capped_and_drained() -> None:
              "    sys.stderr.write('x' * 65535 + '\\x1b]0;owned\\x07\\n')\n")    # ~50 MB
     sink = CommandSink([sys.executable, "-c", flood], errors, on_output=shown, timeout=30)
     t0 = time.monotonic()
-    sink.emit("alert", episode("agent.log:12"), time.time())
+    sink.emit(event("alert", time.time(), "agent.log:12"))
     assert wait_for(lambda: any("not shown" in s for s in shown), 20), shown[-1:]
     sink.close(5)
     assert time.monotonic() - t0 < 20                          # drained: the child was never blocked

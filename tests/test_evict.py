@@ -13,13 +13,13 @@ import time
 import pytest
 
 from lkwedge.act.evict import EvictionResult, Evictor
-from lkwedge.act.targets import EvictionTarget, TargetOptions, derive_target
+from lkwedge.act.targets import EvictionTarget, Facts, TargetOptions, derive_target
 from lkwedge.errors import InputError
 from lkwedge.testing import FakeRoomService
 
 KEY = "devkey"
 SECRET = "s3cr3t-Zq9-distinctive-value-0123456789"   # >= 32 bytes; must never show up anywhere
-EPISODE = {"id": "agent.log:12", "job": "AJ_x", "room": "r1", "room_id": None, "pid": 460}
+EPISODE = Facts(id="agent.log:12", job="AJ_x", room="r1", room_id=None, pid=460)
 
 
 class Results:
@@ -71,13 +71,13 @@ def test_target_from_job_and_room():
 def test_target_overrides_and_template():
     t = derive_target(EPISODE, TargetOptions(identity_template="worker-{job_id}-{pid}", room="other"))
     assert (t.room, t.identity) == ("other", "worker-AJ_x-460")
-    assert derive_target({"room": "r1"}, TargetOptions(identity="bob")).identity == "bob"
+    assert derive_target(Facts(room="r1"), TargetOptions(identity="bob")).identity == "bob"
 
 
 def test_no_job_no_identity_means_no_target():
-    t = derive_target({"id": "x:1", "room": "r1", "job": None})
+    t = derive_target(Facts(id="x:1", room="r1", job=None))
     assert not t.ok and "job id" in (t.reason_missing or "")
-    t = derive_target({"id": "x:1", "job": "AJ_x"})
+    t = derive_target(Facts(id="x:1", job="AJ_x"))
     assert not t.ok and "room" in (t.reason_missing or "")
 
 
@@ -117,7 +117,7 @@ def test_without_revoke_token_the_field_is_unset(fake):
 
 def test_room_id_resolved_through_list_rooms(fake):
     fake.add_room("other", sid="RM_other", participants=["agent-AJ_x"])
-    ep = {"id": "a:1", "job": "AJ_x", "room": None, "room_id": "RM_other"}
+    ep = Facts(id="a:1", job="AJ_x", room=None, room_id="RM_other")
     with make(fake) as ev:
         res = ev.evict_now(derive_target(ep), ep)
     assert res.result == "evicted" and res.room == "other" and res.requests == 2
@@ -218,7 +218,7 @@ def test_rate_limit_five_evictions_then_alerts(fake):
     results = Results()
     with make(fake, results) as ev:            # default max_per_minute=5
         for i in range(10):
-            ep = {"id": f"a:{i}", "job": f"AJ_{i}", "room": "r1"}
+            ep = Facts(id=f"a:{i}", job=f"AJ_{i}", room="r1")
             ev.submit(ep, derive_target(ep))
         got = results.wait(10)
     assert sorted(r.result for r in got) == ["evicted"] * 5 + ["rate_limited"] * 5
@@ -270,7 +270,7 @@ def test_dedupe_until_released(fake):
 
 def test_no_target_is_reported_without_request(fake):
     results = Results()
-    ep = {"id": "a:1", "job": None, "room": "r1"}
+    ep = Facts(id="a:1", job=None, room="r1")
     with make(fake, results) as ev:
         ev.submit(ep, derive_target(ep))
         (res,) = results.wait(1)

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lkwedge.detect.engine import ScanOptions
+from lkwedge.detect.summary import Summary
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -70,7 +71,7 @@ def inputs(draw: st.DrawFn) -> bytes:
     return data
 
 
-def _run(data: bytes, seed: int, max_line: int) -> dict:
+def _run(data: bytes, seed: int, max_line: int) -> Summary:
     detector = feed_in_pieces(data, random.Random(seed), (1, 5, 64, 4096, 1 << 16),
                               ScanOptions(window=20.0, max_line=max_line), "fuzz")
     for episode in detector.episodes():
@@ -86,19 +87,19 @@ def _physical_lines(data: bytes) -> int:
 @given(data=inputs(), seed=st.integers(0, 10_000), max_line=st.sampled_from([1 << 20, 1024]))
 def test_no_input_raises_and_every_line_is_accounted_for(data: bytes, seed: int, max_line: int) -> None:
     summary = _run(data, seed, max_line)
-    assert summary["lines"] == _physical_lines(data)
-    assert summary["unparsed"] == sum(summary["unparsed_reasons"].values()) <= summary["lines"]
-    assert summary["records"] + summary["unparsed"] == summary["lines"]
+    assert summary.lines == _physical_lines(data)
+    assert summary.unparsed == sum(summary.unparsed_reasons.values()) <= summary.lines
+    assert summary.records + summary.unparsed == summary.lines
 
 
 @settings(max_examples=150, deadline=None)
 @given(data=st.binary(max_size=3000), seed=st.integers(0, 10_000))
 def test_random_bytes_never_raise(data: bytes, seed: int) -> None:
     summary = _run(data, seed, 1 << 20)
-    assert summary["lines"] == _physical_lines(data)
+    assert summary.lines == _physical_lines(data)
 
 
 def test_every_crash_in_the_corpus_is_read_without_error() -> None:
     data = (HERE / "fuzz_corpus.txt").read_bytes()
     summary = _run(data, 1, 1 << 20)
-    assert summary["lines"] == _physical_lines(data)
+    assert summary.lines == _physical_lines(data)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from lkwedge.detect.episodes import Episode, Evidence
+from lkwedge.live.events import LiveEvent
 from lkwedge.live.view import compact_event
 
 WIDTH, HEIGHT = 80, 24
@@ -140,10 +142,10 @@ def test_ctrl_c_clears_the_panel_and_prints_the_summary(tmp_path: Path) -> None:
 
 
 def test_an_alert_is_one_row_at_80_columns() -> None:
-    record = {"id": "a.log:20", "file": "samples/agents_json_seed_stall.log", "line": 20,
-              "key": "job:AJ_5cQwZ8mLr3Tx", "room": "hotel-frontdesk-118", "silence_s": 25.5,
-              "evidence": [{"role": "trigger", "text": "{\"message\": \"" + "x" * 300 + "\"}"}]}
-    line = compact_event("alert", record, 0.0, 80)
+    ep = Episode(id="a.log:20", file="samples/agents_json_seed_stall.log", line=20,
+                 key="job:AJ_5cQwZ8mLr3Tx", room="hotel-frontdesk-118", silence_s=25.5,
+                 evidence=[Evidence(20, None, "trigger", "{\"message\": \"" + "x" * 300 + "\"}")])
+    line = compact_event(LiveEvent("alert", ep, 0.0), 80)
     assert len(line) <= 80 and "\n" not in line and "{" not in line
     assert "ALERT stalled samples/agents_json_seed_stall.log:20 silent 25.5s" in line
 

@@ -88,23 +88,23 @@ def test_dataframe_types_and_summary_numbers(logs) -> None:
 
     s = summarize(df)
     silences = sorted(ep.silence_s for ep in result.episodes if ep.silence_s is not None)
-    assert s["silence_s"]["max"] == pytest.approx(silences[-1])
-    assert s["silence_s"]["p50"] == pytest.approx(pd.Series(silences).quantile(0.5))
+    assert s.silence.max == pytest.approx(silences[-1])
+    assert s.silence.p50 == pytest.approx(pd.Series(silences).quantile(0.5))
     incidents = len(agents.of("stall")) + len(agents.of("disconnect"))
-    assert s["not_recovered"] == incidents and sum(s["not_recovered_by_hour_utc"]) == incidents
-    assert s["not_recovered_by_hour_utc"][10] == incidents  # the synthetic log runs from 10:00 UTC
+    assert s.not_recovered == incidents and sum(s.not_recovered_by_hour_utc) == incidents
+    assert s.not_recovered_by_hour_utc[10] == incidents  # the synthetic log runs from 10:00 UTC
     # the worst job is the one with the most stalls
     stalls_per_job = pd.Series([p.job for p in agents.of("stall")]).value_counts()
-    worst = s["worst_jobs"][0]
-    assert worst["stalled"] == stalls_per_job.max()
-    assert worst["job"] in set(stalls_per_job[stalls_per_job == stalls_per_job.max()].index)
+    worst = s.worst_jobs[0]
+    assert worst.stalled == stalls_per_job.max()
+    assert worst.name in set(stalls_per_job[stalls_per_job == stalls_per_job.max()].index)
 
 
 def test_empty_frame_keeps_its_types() -> None:
     df = episodes_frame([])
     assert len(df) == 0
     assert str(df["start"].dtype) == "datetime64[ns, UTC]" and str(df["line"].dtype) == "Int64"
-    assert summarize(df)["silence_s"]["p50"] is None
+    assert summarize(df).silence.p50 is None
 
 
 def test_parquet_round_trip(logs, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from conftest import run_lkwedge, scan_json
 
 from lkwedge.detect.engine import ScanOptions, scan
+from lkwedge.verdicts import Verdict
 
 CLOSE = 'received session close: "signal client closed: \\"ping timeout\\"" UnknownReason Resume'
 
@@ -230,5 +231,5 @@ def test_big_log_finds_every_planted_stall(tmp_path: Path) -> None:
     planted = _planted_log(path, 60_000, seed=7)
     result = scan([str(path)], ScanOptions())
     assert planted > 5
-    assert result.summary["stalled"] == planted
-    assert result.summary["lines"] == len(path.read_text().splitlines())
+    assert result.summary.count(Verdict.STALLED) == planted
+    assert result.summary.lines == len(path.read_text().splitlines())

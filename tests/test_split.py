@@ -30,7 +30,7 @@ def _big_log(path: Path, lines: int) -> Path:
 
 def _answer(paths: list[str], jobs: int) -> dict:
     result = scan(paths, ScanOptions(max_line=2048), jobs=jobs)
-    return {"episodes": [ep.to_dict() for ep in result.episodes], "summary": result.summary}
+    return {"episodes": [ep.to_dict() for ep in result.episodes], "summary": result.summary.to_dict()}
 
 
 @pytest.fixture
@@ -38,6 +38,8 @@ def small_split(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Split files of a few MB (the real threshold is 8 MiB), and record what became of every child:
     "used" (its facts were examined) or "failed" (the parent read its part itself)."""
     monkeypatch.setattr(split_file, "MIN_SPLIT", 1 << 20)
+    # other tests in this process may leave threads behind, which rightly forbid a fork (see below)
+    monkeypatch.setattr(split_file, "fork_safe", lambda: True)
     monkeypatch.setattr(engine, "SPOOL_EVERY", 300 << 10)  # several spooled frames, cut anywhere
     outcomes: list[str] = []
     real_facts = split_file.Child.facts
@@ -95,3 +97,18 @@ def test_cli_scan_of_a_big_file_is_the_same_on_one_core_and_two(tmp_path: Path) 
     assert both.stdout == one.stdout
     summary = json.loads(both.stdout)["summary"]
     assert summary["stalled"] == 4 and summary["lines"] >= 130_000
+
+
+def test_no_fork_beside_a_thread_lkwedge_does_not_own() -> None:
+    import subprocess
+    import sys
+
+    code = ("import threading, time\n"
+            "from lkwedge.detect.split import fork_safe\n"
+            "print(fork_safe())\n"
+            "threading.Thread(target=time.sleep, args=(5,), name='lkwedge-console', daemon=True).start()\n"
+            "print(fork_safe())\n"
+            "threading.Thread(target=time.sleep, args=(5,), daemon=True).start()\n"
+            "print(fork_safe())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True", "False"]

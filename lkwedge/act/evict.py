@@ -73,7 +73,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from livekit import api
 
-from lkwedge.act.targets import EvictionTarget
+from lkwedge.act.targets import EpisodeFacts, EvictionTarget
 from lkwedge.errors import InputError
 from lkwedge.retry import (
     SYSTEM_CLOCK,
@@ -303,12 +303,12 @@ class Evictor:
                 f"dry_run={self.dry_run}, max_per_minute={self.max_per_minute})")
 
     # ---- public API ------------------------------------------------------------------------------------
-    def submit(self, episode: Any, target: EvictionTarget) -> None:
-        """Queue an eviction for `episode` (an Episode, its dict, or None) and return immediately.
+    def submit(self, episode: EpisodeFacts | None, target: EvictionTarget) -> None:
+        """Queue an eviction for `episode` (an Episode, `Facts`, or None) and return immediately.
         The result goes to `on_result`, called from the evictor thread."""
         self._start(episode, target)
 
-    def evict_now(self, target: EvictionTarget, episode: Any = None,
+    def evict_now(self, target: EvictionTarget, episode: EpisodeFacts | None = None,
                   timeout: float | None = None) -> EvictionResult:
         """Evict synchronously and return the result (on_result is called too). `timeout` defaults to
         the retry budget plus one request timeout and a margin. Not callable from on_result."""
@@ -357,8 +357,9 @@ class Evictor:
         self.close()
 
     # ---- admission (caller's thread; cheap and non-blocking) ------------------------------------------
-    def _start(self, episode: Any, target: EvictionTarget) -> concurrent.futures.Future[EvictionResult]:
-        episode_id = _episode_id(episode)
+    def _start(self, episode: EpisodeFacts | None,
+               target: EvictionTarget) -> concurrent.futures.Future[EvictionResult]:
+        episode_id = None if episode is None else episode.id
         room_for_call = target.room if target.room else None
         res = EvictionResult(
             attempt=uuid.uuid4().hex[:16], result="pending", room=room_for_call, identity=target.identity,
@@ -572,9 +573,3 @@ def describe_call(target: EvictionTarget, revoke_token_ts: int | None) -> str:
                 f"RoomService.RemoveParticipant(room=<its name>, identity={quote(target.identity)}{extra})")
     return "(no target)"
 
-
-def _episode_id(episode: Any) -> str | None:
-    if episode is None:
-        return None
-    value = episode.get("id") if isinstance(episode, Mapping) else getattr(episode, "id", None)
-    return None if value is None else str(value)

@@ -10,9 +10,8 @@ is known there is no target, and ``reason_missing`` says why: we never guess who
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 from lkwedge.errors import InputError
 
@@ -42,6 +41,32 @@ class EvictionTarget:
     def key(self) -> tuple[str, str]:
         """The dedupe key: (room name, or room_id when the name is unknown; identity)."""
         return (self.room or self.room_id or "", self.identity or "")
+
+
+class EpisodeFacts(Protocol):
+    """What a target is derived from: an `Episode` (lkwedge.detect.episodes), or `Facts`."""
+
+    @property
+    def id(self) -> str | None: ...
+    @property
+    def job(self) -> str | None: ...
+    @property
+    def room(self) -> str | None: ...
+    @property
+    def room_id(self) -> str | None: ...
+    @property
+    def pid(self) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class Facts:
+    """The facts of an eviction that has no episode (``lkwedge evict --job AJ_x --room-id RM_y``)."""
+
+    id: str | None = None
+    job: str | None = None
+    room: str | None = None
+    room_id: str | None = None
+    pid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -82,26 +107,20 @@ def validate_template(template: str) -> None:
     _parse(template)
 
 
-def _get(episode: Any, name: str) -> Any:
-    if isinstance(episode, Mapping):
-        return episode.get(name)
-    return getattr(episode, name, None)
-
-
-def _text(value: Any) -> str | None:
+def _text(value: str | None) -> str | None:
     if value is None:
         return None
     text = str(value).strip()
     return text or None
 
 
-def derive_target(episode: Any, options: TargetOptions | None = None) -> EvictionTarget:
-    """The eviction target for `episode` (an ``Episode`` or its ``to_dict()``), honouring `options`."""
+def derive_target(episode: EpisodeFacts, options: TargetOptions | None = None) -> EvictionTarget:
+    """The eviction target for `episode` (an ``Episode``, or `Facts`), honouring `options`."""
     opts = options or TargetOptions()
-    job = _text(_get(episode, "job"))
-    room = opts.room or _text(_get(episode, "room"))
-    room_id = _text(_get(episode, "room_id"))
-    pid = _get(episode, "pid")
+    job = _text(episode.job)
+    room = opts.room or _text(episode.room)
+    room_id = _text(episode.room_id)
+    pid = episode.pid
 
     identity = opts.identity
     if identity is None:

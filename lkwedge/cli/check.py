@@ -21,6 +21,7 @@ from lkwedge.cli.common import (
     output_options,
     paths_or_stdin,
     readable_inputs,
+    report_read_errors,
     run_guarded,
     scan_options_from,
 )
@@ -104,8 +105,9 @@ def check_command(paths: tuple[str, ...], max_stalls: int | None, max_ghosts: in
     paths, some_unreadable = readable_inputs(paths)
 
     result, _ = analyse(run_guarded(lambda: scan(paths, scan_opts, jobs=workers)), keep)
+    some_unreadable = report_read_errors(result.summary) or some_unreadable
     outcome = run_checks(result, options)
-    unrecognised = [] if allow_empty else list(result.summary.get("unrecognised_inputs") or [])
+    unrecognised = [] if allow_empty else list(result.summary.unrecognised_inputs)
 
     out = line_console(color)
     if not quiet:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -15,6 +16,7 @@ import click
 from lkwedge.detect.engine import ScanOptions, ScanResult
 from lkwedge.detect.episodes import Episode
 from lkwedge.detect.incidents import DEFAULT_GAP, Incident, find_incidents
+from lkwedge.detect.summary import Summary
 from lkwedge.durations import DURATION
 from lkwedge.errors import InputError
 from lkwedge.output.render import LineConsole, PlainConsole, colour_possible
@@ -168,15 +170,38 @@ def readable_inputs(paths: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
     return tuple(good), len(good) < len(paths)
 
 
+def report_read_errors(summary: Summary) -> bool:
+    """One stderr line per input that failed part-way (its episodes up to the failure are kept); whether
+    there was any (the command then exits 2 at the end, as for a file that could not be opened)."""
+    for error in summary.read_errors:
+        click.echo(f"lkwedge: error: {printable(error.error, 1000)} (after line {error.lines}; the lines "
+                   "before it were analysed)", err=True)
+    return bool(summary.read_errors)
+
+
+def _select_options() -> list[Callable[[F], F]]:
+    return [
+        click.option("--job", "jobs", multiple=True, metavar="AJ_ID",
+                     help="Only this agent job (repeatable)."),
+        click.option("--room", "rooms", multiple=True, metavar="ROOM",
+                     help="Only this room, by name or sid (repeatable)."),
+    ]
+
+
+def select_options(command: F) -> F:
+    """--job/--room: which jobs and rooms count (watch; scan, check and report have them in
+    `filter_options`)."""
+    for option in reversed(_select_options()):
+        command = option(command)
+    return command
+
+
 def filter_options(command: F) -> F:
     """--verdict/--job/--room/--since/--until: narrow the episodes judged and shown (scan, check, report)."""
     options = [
         click.option("--verdict", "verdicts", type=click.Choice([str(v) for v in Verdict]), multiple=True,
                      help="Only episodes with this verdict (repeatable)."),
-        click.option("--job", "jobs", multiple=True, metavar="AJ_ID",
-                     help="Only this agent job (repeatable)."),
-        click.option("--room", "rooms", multiple=True, metavar="ROOM",
-                     help="Only this room, by name or sid (repeatable)."),
+        *_select_options(),
         click.option("--since", default=None, metavar="TIME",
                      help="Only episodes starting at or after this log time (ISO 8601; no zone = --tz)."),
         click.option("--until", default=None, metavar="TIME",
@@ -225,12 +250,9 @@ class EpisodeFilter:
         if not self.active:
             return result
         kept = [ep for ep in result.episodes if self.keep(ep)]
-        summary = dict(result.summary)
-        for verdict in {*map(str, Verdict), *(ep.verdict for ep in result.episodes)}:
-            if verdict in summary or any(ep.verdict == verdict for ep in kept):
-                summary[verdict] = sum(1 for ep in kept if ep.verdict == verdict)
-        summary["episodes"] = len(kept)
-        summary["filtered_out"] = len(result.episodes) - len(kept)
+        counts = Counter(ep.verdict for ep in kept)
+        summary = replace(result.summary, verdicts={v: counts[v] for v in result.summary.verdicts},
+                          filtered_out=len(result.episodes) - len(kept))
         return ScanResult(kept, summary)
 
 
@@ -260,7 +282,7 @@ def analyse(result: ScanResult, keep: EpisodeFilter) -> tuple[ScanResult, list[I
     """The episodes the user asked for, and the incidents among them (counted in the summary)."""
     result = keep.apply(result)
     incidents = find_incidents(result.episodes, keep.incident_gap)
-    result.summary["incidents"] = len(incidents)
+    result.summary.incidents = len(incidents)
     return result, incidents
 
 

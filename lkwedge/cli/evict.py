@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from lkwedge.act.targets import DEFAULT_IDENTITY_TEMPLATE, EvictionTarget, TargetOptions, derive_target
+from lkwedge.act.targets import DEFAULT_IDENTITY_TEMPLATE, EvictionTarget, Facts, TargetOptions, derive_target
 from lkwedge.cli import main
 from lkwedge.cli.common import run_guarded
 from lkwedge.durations import DURATION
@@ -62,7 +62,7 @@ def evict_command(room: str | None, room_id: str | None, identity: str | None, j
         if request_timeout <= 0:
             raise InputError("--timeout must be more than 0")
         options = TargetOptions(room=room, identity=identity, identity_template=identity_template)
-        target = derive_target({"job": job, "room_id": room_id}, options)
+        target = derive_target(Facts(job=job, room_id=room_id), options)
         if not target.ok:
             raise InputError(target.reason_missing or "no eviction target")
         evictor = Evictor(url, api_key, api_secret, dry_run=dry_run, revoke_token=revoke_token,

@@ -88,7 +88,7 @@ def start_fleet(fleet: dict[str, Any], evict_kwargs: dict[str, Any], view: View,
         from lkwedge.live.alertmanager import AlertmanagerHook
 
         template = evict_kwargs["identity_template"] or DEFAULT_IDENTITY_TEMPLATE
-        targets = TargetOptions(room=evict_kwargs["room"], identity=evict_kwargs["identity"],
+        targets = TargetOptions(room=evict_kwargs["evict_room"], identity=evict_kwargs["identity"],
                                 identity_template=template)
         static = dict(fleet["labels"])
         hooks.append(AlertmanagerHook(fleet["urls"], on_error=view.error, on_info=view.info,

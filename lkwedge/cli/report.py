@@ -21,6 +21,7 @@ from lkwedge.cli.common import (
     output_options,
     paths_or_stdin,
     readable_inputs,
+    report_read_errors,
     run_guarded,
     scan_options_from,
 )
@@ -116,6 +117,7 @@ def report_command(paths: tuple[str, ...], csv_path: str | None, parquet_path: s
         if pending is not None:
             pending.cancel()
     result, incidents = analyse(scanned, keep)
+    some_unreadable = report_read_errors(result.summary) or some_unreadable
     df, summary = build(result, incidents)
 
     run_guarded(lambda: export(df, summary, csv=csv_path, parquet=parquet_path, json_path=json_path))

@@ -19,6 +19,7 @@ from lkwedge.cli.common import (
     output_options,
     paths_or_stdin,
     readable_inputs,
+    report_read_errors,
     run_guarded,
     scan_options_from,
 )
@@ -56,6 +57,7 @@ def scan_command(paths: tuple[str, ...], window: float, date: object, patterns: 
     keep = episode_filter(verdicts, jobs, rooms, since, until, options.tz, incident_gap)
     paths, some_unreadable = readable_inputs(paths)
     result, incidents = analyse(run_guarded(lambda: scan(paths, options, jobs=workers)), keep)
+    some_unreadable = report_read_errors(result.summary) or some_unreadable
     if fmt == "json":
         write_json(result, sys.stdout, incidents)
     elif fmt == "jsonl":
@@ -67,4 +69,4 @@ def scan_command(paths: tuple[str, ...], window: float, date: object, patterns: 
                     incidents)
     if some_unreadable:
         sys.exit(2)
-    sys.exit(1 if result.summary["stalled"] or result.summary.get("ghost") else 0)
+    sys.exit(1 if result.summary.wedged else 0)

@@ -9,10 +9,11 @@ import shutil
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from lkwedge.act.targets import EvictionTarget, TargetOptions, derive_target
 from lkwedge.cli import main
 from lkwedge.cli.common import (
     EpisodeFilter,
@@ -24,6 +25,7 @@ from lkwedge.cli.common import (
     paths_or_stdin,
     run_guarded,
     scan_options_from,
+    select_options,
 )
 from lkwedge.cli.fleet import check_fleet_options, fleet_options, start_fleet
 from lkwedge.cli.pipes import PipeSafeStdout, watch_reader
@@ -38,8 +40,14 @@ from lkwedge.output.render import write_json, write_jsonl
 from lkwedge.read.sources import describe
 from lkwedge.safe import printable
 
-EVICT_OPTIONS = ("room", "identity", "identity_template", "max_evictions", "revoke_token", "audit", "url",
-                 "missing_ok")
+if TYPE_CHECKING:
+    from lkwedge.act.evict import EvictionResult, Evictor  # imports livekit-api: only with --evict
+    from lkwedge.detect.episodes import Episode
+    from lkwedge.live.events import LiveEvent
+    from lkwedge.live.metrics import WatchMetrics
+
+EVICT_OPTIONS = ("evict_room", "identity", "identity_template", "max_evictions", "revoke_token", "audit",
+                 "url", "missing_ok")
 
 
 def _evict_options(command: Any) -> Any:
@@ -50,7 +58,8 @@ def _evict_options(command: Any) -> Any:
                           "Credentials: LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET."),
         click.option("--dry-run", is_flag=True,
                      help="Show the eviction call that would be made; make none (implies --evict)."),
-        click.option("--room", default=None, help="Room to evict from (default: from the logs)."),
+        click.option("--evict-room", default=None,
+                     help="Room to evict from (default: from the logs; --room selects episodes)."),
         click.option("--identity", default=None,
                      help="Participant identity to evict (default: from the logs)."),
         click.option("--identity-template", default=None, metavar="TEMPLATE",
@@ -95,6 +104,7 @@ def _evict_options(command: Any) -> Any:
                    "with the episode as JSON on stdin and LKWEDGE_* variables.")
 @click.option("--webhook", metavar="URL", default=None,
               help="POST each alert/resolution as JSON with a Slack-compatible 'text' field.")
+@select_options
 @_evict_options
 @fleet_options
 @output_options
@@ -103,7 +113,7 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
                   lookback: float | None, fmt: str, jsonl: str | None, on_alert: str | None,
                   webhook: str | None, metrics: str | None, alertmanager: tuple[str, ...],
                   alertmanager_resend: float, alert_label: tuple[str, ...], quiet: bool, color: str,
-                  **evict_kwargs: Any) -> None:
+                  jobs: tuple[str, ...], rooms: tuple[str, ...], **evict_kwargs: Any) -> None:
     """Watch live logs and alert the moment a reconnect stalls.
 
     PATHS are files or glob patterns (quoted, re-expanded as files appear), or - for stdin; with no
@@ -118,8 +128,10 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
       tail -F agent.log | lkwedge watch
       lkwedge watch '/var/log/agent/*.log' --jsonl alerts.jsonl --on-alert './page-oncall.sh'
       lkwedge watch --once --from-start saved.log
+      lkwedge watch agent.log --job AJ_5cQwZ8mLr3Tx --room hotel-frontdesk-118
     """
     options = scan_options_from(window, date, patterns, tz, max_jump, max_line)
+    keep = EpisodeFilter(jobs=tuple(jobs), rooms=tuple(rooms))   # which episodes alert, are evicted, shown
     if fmt != "text" and jsonl == "-":
         raise click.UsageError("--format json/jsonl and --jsonl - would both write to stdout; pick one")
     paths = paths_or_stdin(paths)
@@ -185,7 +197,8 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
             hooks.append(_make_evictor(evict_kwargs, view, watch_metrics))
         fan = Fanout(sinks, view.error)
         wopts = WatchOptions(scan=options, max_lag=max_lag, from_start=from_start, once=once,
-                             lookback=lookback, keep_closed=None if fmt != "text" else 200)
+                             lookback=lookback, keep_closed=None if fmt != "text" else 200,
+                             select=keep.keep if keep.active else None)
         return Watcher(paths, wopts, fan, view, hooks, on_error=view.error), fan
 
     try:
@@ -225,7 +238,7 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
     if fmt != "text":
         # the same JSON as scan's, incidents included (at the default --incident-gap)
         result, incidents = analyse(ScanResult(watcher.detector.episodes(), watcher.detector.summary()),
-                                    EpisodeFilter())
+                                    keep)
         (write_json if fmt == "json" else write_jsonl)(result, sys.stdout, incidents)
         sys.stdout.flush()
         sys.exit(code)
@@ -234,7 +247,7 @@ def watch_command(paths: tuple[str, ...], window: float, date: object, patterns:
         out.write("lkwedge: stopped; episodes so far:\n")
     if quiet:
         pass
-    elif not (watcher.input_failed and not watcher.detector.summary()["lines"]):   # nothing read: as scan
+    elif not (watcher.input_failed and not watcher.detector.summary().lines):   # nothing read: as scan
         for line in summary_lines(watcher, view.evictions):
             out.write(line + "\n")
     out.flush()
@@ -252,21 +265,18 @@ def _check_executable(program: str) -> None:
 class _EvictHook:
     """Watch → Evictor: one eviction per alerted episode; the dedupe entry is released when it closes."""
 
-    def __init__(self, evictor: Any, options: Any) -> None:
-        from lkwedge.act.targets import derive_target
-
+    def __init__(self, evictor: Evictor, options: TargetOptions) -> None:
         self.evictor = evictor
         self.options = options
-        self.derive = derive_target
-        self.submitted: dict[str, Any] = {}
+        self.submitted: dict[str, EvictionTarget] = {}
 
-    def on_alert(self, episode: Any, record: dict[str, Any]) -> None:
-        target = self.derive(record, self.options)
-        self.submitted[record["id"]] = target
-        self.evictor.submit(record, target)
+    def on_alert(self, event: LiveEvent) -> None:
+        target = derive_target(event.episode, self.options)
+        self.submitted[event.id] = target
+        self.evictor.submit(event.episode, target)
 
-    def on_closed(self, episode: Any, record: dict[str, Any]) -> None:
-        target = self.submitted.pop(record["id"], None)
+    def on_closed(self, episode: Episode, resolved: LiveEvent | None) -> None:
+        target = self.submitted.pop(episode.id, None)
         if target is not None:
             self.evictor.release_target(target)
 
@@ -274,14 +284,14 @@ class _EvictHook:
         self.evictor.close(timeout=5.0)
 
 
-def _make_evictor(kwargs: dict[str, Any], view: View, metrics: Any = None) -> EpisodeHook:
+def _make_evictor(kwargs: dict[str, Any], view: View, metrics: WatchMetrics | None = None) -> EpisodeHook:
     from lkwedge.act.evict import Evictor
-    from lkwedge.act.targets import DEFAULT_IDENTITY_TEMPLATE, TargetOptions
+    from lkwedge.act.targets import DEFAULT_IDENTITY_TEMPLATE
 
-    options = TargetOptions(room=kwargs["room"], identity=kwargs["identity"],
+    options = TargetOptions(room=kwargs["evict_room"], identity=kwargs["identity"],
                             identity_template=kwargs["identity_template"] or DEFAULT_IDENTITY_TEMPLATE)
 
-    def on_result(result: Any) -> None:     # called from the evictor's thread; summary() is terminal-safe
+    def on_result(result: EvictionResult) -> None:  # on the evictor's thread; summary() is terminal-safe
         if metrics is not None:
             metrics.on_eviction(result.result)
         view.eviction(result.episode, result.result, f"EVICT {result.summary()}", result.ok)

@@ -29,9 +29,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import BinaryIO
 
 from lkwedge.detect import split as split_file
-from lkwedge.detect.episodes import VERDICTS, Episode, EpisodeBook, Hit, Listener
+from lkwedge.detect.episodes import Episode, EpisodeBook, Hit, Listener
 from lkwedge.detect.ghost import DEFAULT_GHOST_WINDOW
 from lkwedge.detect.patterns import PatternSet
 from lkwedge.detect.prefilter import (
@@ -44,6 +45,8 @@ from lkwedge.detect.prefilter import (
     line_text,
     odd_by_automaton,
 )
+from lkwedge.detect.summary import SUMMARY_VERDICTS, ReadError, Summary
+from lkwedge.errors import InputError
 from lkwedge.read.assemble import Assembler
 from lkwedge.read.clock import DEFAULT_MAX_JUMP, UTC, StreamClock
 from lkwedge.read.formats import Record, parse_line, unparsed_reason
@@ -81,7 +84,7 @@ class ScanOptions:
 @dataclass
 class ScanResult:
     episodes: list[Episode]
-    summary: dict[str, object]
+    summary: Summary
 
 
 class Reading(Enum):
@@ -126,6 +129,7 @@ class Stream:
         self.reversed = False
         self.anchor_line = 0  # one record per line: the first dated line, examined like a pattern line
         self.odd_by_automaton = False  # how odd line starts are found (the same lines either way)
+        self.read_error: str | None = None  # it failed part-way (a damaged gzip): judged up to there
 
     def stats(self) -> StreamStats:
         notes: list[str] = []
@@ -141,7 +145,8 @@ class Stream:
         recognised = self.clock.now is not None or bool(self.book.verdicts) or bool(self.book.open)
         return StreamStats(self.name, self.lines, Counter(self.unparsed), Counter(self.book.verdicts),
                            len(self.book.open), clock.out_of_order, clock.clock_jumps, clock.bad_times,
-                           self.duplicates, notes, recognised, {self.name: self.book.ghosts.sdk.guess_dict()})
+                           self.duplicates, notes, recognised, {self.name: self.book.ghosts.sdk.guess_dict()},
+                           self.read_error)
 
 
 @dataclass
@@ -160,33 +165,31 @@ class StreamStats:
     notes: list[str]
     recognised: bool
     sdk: dict[str, dict[str, object] | None] = field(default_factory=dict)  # input -> its SDK guess
+    read_error: str | None = None  # why reading stopped before the end of the input
 
 
-def summarize(streams: Sequence[StreamStats], window: float) -> dict[str, object]:
+def summarize(streams: Sequence[StreamStats], window: float) -> Summary:
     verdicts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     for stream in streams:
         verdicts.update(stream.verdicts)
         reasons.update(stream.unparsed)
-    lines = sum(s.lines for s in streams)
-    return {
-        "files": len(streams),
-        "lines": lines,
-        "records": lines - sum(reasons.values()),
-        "unparsed": sum(reasons.values()),
-        "unparsed_reasons": dict(sorted(reasons.items())),
-        "episodes": sum(verdicts.values()),
-        **{verdict: verdicts[verdict] for verdict in VERDICTS},
-        "open": sum(s.open for s in streams),
-        "window_s": window,
-        "out_of_order": sum(s.out_of_order for s in streams),
-        "clock_jumps": sum(s.clock_jumps for s in streams),
-        "bad_times": sum(s.bad_times for s in streams),
-        "duplicates": sum(s.duplicates for s in streams),
-        "unrecognised_inputs": [s.name for s in streams if not s.recognised],
-        "notes": [note for s in streams for note in s.notes],
-        "sdk": {name: guess for s in streams for name, guess in s.sdk.items()},
-    }
+    return Summary(
+        files=len(streams),
+        lines=sum(s.lines for s in streams),
+        unparsed_reasons=dict(sorted(reasons.items())),
+        verdicts={verdict: verdicts[verdict] for verdict in SUMMARY_VERDICTS},
+        open=sum(s.open for s in streams),
+        window_s=window,
+        out_of_order=sum(s.out_of_order for s in streams),
+        clock_jumps=sum(s.clock_jumps for s in streams),
+        bad_times=sum(s.bad_times for s in streams),
+        duplicates=sum(s.duplicates for s in streams),
+        unrecognised_inputs=[s.name for s in streams if not s.recognised],
+        notes=[note for s in streams for note in s.notes],
+        sdk={name: guess for s in streams for name, guess in s.sdk.items()},
+        read_errors=[ReadError(s.name, s.lines, s.read_error) for s in streams if s.read_error],
+    )
 
 
 class Detector:
@@ -293,6 +296,9 @@ class Detector:
         self._release_bare(stream)
         self._read_tail_time(stream)
         stream.clock.close()
+        if stream.read_error:
+            stream.book.note_open(f"the input was cut short by a read error after line {stream.lines}: "
+                                  "judged as if the log ended there")
         stream.book.finish(stream.clock.now)
 
     def open_episodes(self) -> list[Episode]:
@@ -303,7 +309,7 @@ class Detector:
         order = {stream.name: i for i, stream in enumerate(self.streams)}
         return sorted(found, key=lambda ep: (order.get(ep.file, 0), ep.line))
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> Summary:
         return summarize([stream.stats() for stream in self.streams], self.options.window)
 
     # -- reading ---------------------------------------------------------------------------------
@@ -508,46 +514,53 @@ def _scan_one(detector: Detector, source: Input, on_progress: ProgressCallback |
 def read_input(detector: Detector, stream: Stream, source: Input,
                on_position: Callable[[int], None] | None = None,
                keep_going: Callable[[], bool] = lambda: True, split: bool = False) -> None:
-    """Feed a saved input to its stream, block by block (what `scan` and `watch --once` do). ``split``:
-    a big plain file read one record per line may have its second part prefiltered by a forked child
-    (`lkwedge.detect.split`), on the other core; the answer is the same."""
+    """Feed a saved input to its stream, block by block (what `scan` and `watch --once` do).
+
+    An input that fails part-way (a damaged gzip, an I/O error) keeps what was read:
+    ``stream.read_error`` says why, and the other inputs are still read (the command reports it and
+    exits 2 at the end). ``split``: a big plain file read one record per line may have its second part
+    prefiltered by a forked child (`lkwedge.detect.split`), on the other core; the answer is the same."""
     lineno = 1
     framer = LineFramer(detector.options.max_line)
     child: split_file.Child | None = None
     stop_at: int | None = None  # this process reads up to here while the child reads the rest
     position = 0
-    with open_binary(source.path, source.name) as binary:
-        try:
-            while True:
-                want = SCAN_CHUNK if stop_at is None else min(SCAN_CHUNK, stop_at - position)
-                data = read_some(binary, source.name, want) if want > 0 else b""
-                if not data:
-                    found = None if child is None else child.facts()
-                    if child is not None and found is None:  # the child failed: read its part here
-                        child = stop_at = None
-                        continue
-                    child = None
-                    for facts in found or ():
-                        lineno += detector.apply(stream, lineno, facts)
-                    break
-                position += len(data)
-                for buf, start, end in framer.feed_spans(data):
-                    lineno += detector.feed_block(stream, lineno, buf, start, end)
-                if on_position is not None:
-                    on_position(min(source.size or 0, _tell(binary)))
-                if not keep_going():
-                    return
-                if split and stream.reading is Reading.PER_LINE:
-                    split = False  # one try
-                    gzipped = isinstance(binary, gzip.GzipFile)
-                    if split_file.possible(source.path, gzipped, position, source.size):
-                        child = split_file.fork(
-                            source.path, position, source.size,  # type: ignore[arg-type]
-                            lambda start, emit: _prefilter_from(detector, stream, source, start, emit))
-                        stop_at = None if child is None else child.start
-        finally:
-            if child is not None:
-                child.abandon()
+    try:
+        with open_binary(source.path, source.name) as raw:
+            binary = _UpToDamage(raw)
+            try:
+                while True:
+                    want = SCAN_CHUNK if stop_at is None else min(SCAN_CHUNK, stop_at - position)
+                    data = read_some(binary, source.name, want) if want > 0 else b""  # type: ignore[arg-type]
+                    if not data:
+                        found = None if child is None else child.facts()
+                        if child is not None and found is None:  # the child failed: read its part here
+                            child = stop_at = None
+                            continue
+                        child = None
+                        for facts in found or ():
+                            lineno += detector.apply(stream, lineno, facts)
+                        break
+                    position += len(data)
+                    for buf, start, end in framer.feed_spans(data):
+                        lineno += detector.feed_block(stream, lineno, buf, start, end)
+                    if on_position is not None:
+                        on_position(min(source.size or 0, _tell(raw)))
+                    if not keep_going():
+                        return
+                    if split and stream.reading is Reading.PER_LINE:
+                        split = False  # one try
+                        gzipped = isinstance(raw, gzip.GzipFile)
+                        if split_file.possible(source.path, gzipped, position, source.size):
+                            child = split_file.fork(
+                                source.path, position, source.size,  # type: ignore[arg-type]
+                                lambda start, emit: _prefilter_from(detector, stream, source, start, emit))
+                            stop_at = None if child is None else child.start
+            finally:
+                if child is not None:
+                    child.abandon()
+    except InputError as exc:
+        stream.read_error = str(exc)
     detector.feed_block(stream, lineno, framer.finish_block())
 
 
@@ -571,6 +584,37 @@ def _prefilter_from(detector: Detector, stream: Stream, source: Input, start: in
     if last:
         facts.extend(block_facts(detector.prefilter, last, 0, len(last), stream.odd_by_automaton))
     emit(facts)
+
+
+class _UpToDamage:
+    """Reads a gzip stream so that damage costs only what follows it: ``GzipFile.read(n)`` drops what it
+    decompressed when the stream breaks before ``n`` bytes, so blocks are gathered with ``read1`` and the
+    error is raised on the next read, after everything before it was delivered."""
+
+    def __init__(self, binary: BinaryIO) -> None:
+        self._binary = binary
+        self._gzip = isinstance(binary, gzip.GzipFile)
+        self._error: Exception | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._gzip or size < 0:
+            return self._binary.read(size)
+        if self._error is not None:
+            raise self._error
+        parts: list[bytes] = []
+        got = 0
+        try:
+            while got < size:
+                data = self._binary.read1(size - got)  # type: ignore[attr-defined]
+                if not data:
+                    break
+                parts.append(data)
+                got += len(data)
+        except (EOFError, OSError) as exc:  # gzip.BadGzipFile is an OSError
+            if not parts:
+                raise
+            self._error = exc
+        return b"".join(parts)
 
 
 def _scan_file(source: Input, options: ScanOptions) -> tuple[list[Episode], StreamStats]:

@@ -15,9 +15,11 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 from lkwedge.detect import ghost
 from lkwedge.detect.patterns import Match
+from lkwedge.verdicts import Verdict
 
 VERDICTS = ("recovered", "disconnected", "stalled", "unresolved", "ghost")
 MAX_EVIDENCE_TEXT = 600
@@ -55,7 +57,7 @@ class Episode:
     silence_s: float | None = None
     attempts: int = 0
     outcome: str | None = None
-    verdict: str = "open"
+    verdict: Verdict | Literal["open"] = "open"  # "open" until the episode ends
     evidence: list[Evidence] = field(default_factory=list)
     log_left_s: float | None = None
     note: str = ""
@@ -229,7 +231,7 @@ class EpisodeBook:
                 else:
                     episode.log_left_s = gap
             episode.end = episode.end or episode.last_progress
-            self._finalize(episode, verdict="stalled" if episode.stalled else "unresolved")
+            self._finalize(episode, Verdict.STALLED if episode.stalled else Verdict.UNRESOLVED)
 
     # -- transitions -----------------------------------------------------------------------------
 
@@ -298,22 +300,22 @@ class EpisodeBook:
             episode.evidence.append(Evidence(hit.line, hit.time, "superseded", hit.text[:MAX_EVIDENCE_TEXT],
                                              hit.match.pattern.id))
             episode.closed_by = "superseded"
-            verdict = "stalled" if episode.stalled else "recovered"
+            verdict = Verdict.STALLED if episode.stalled else Verdict.RECOVERED
         else:
             episode.end = hit.time or episode.last_progress
             episode.closed_by = hit.match.pattern.role
             if episode.stalled:
-                verdict = "stalled"
+                verdict = Verdict.STALLED
             elif hit.match.pattern.role == "teardown":
-                verdict = "disconnected"
+                verdict = Verdict.DISCONNECTED
             else:
-                verdict = "recovered"
+                verdict = Verdict.RECOVERED
         self._finalize(episode, verdict)
 
-    def _finalize(self, episode: Episode, verdict: str) -> None:
+    def _finalize(self, episode: Episode, verdict: Verdict) -> None:
         if episode.proved_silence_s is not None:
             episode.silence_s = max(episode.silence_s or 0.0, episode.proved_silence_s)
-        episode.verdict = "ghost" if episode.ghost else verdict
+        episode.verdict = Verdict.GHOST if episode.ghost else verdict
         episode.note = explain(episode, self.window)
         self.ghosts.annotate(episode)
         self.open.pop(episode.key, None)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from lkwedge.detect import advice
 from lkwedge.detect.debug_values import ends_connection, facts_for
 from lkwedge.detect.fingerprint import Fingerprinter
+from lkwedge.verdicts import Verdict
 
 if TYPE_CHECKING:
     from lkwedge.detect.episodes import Episode, EpisodeBook, Hit
@@ -168,8 +169,8 @@ class GhostTracker:
             self.book._stalled_open[id(episode)] = episode  # live proofs still extend its silence
         else:  # closed already (as recovered): its count moves to ghost
             self.book.verdicts[episode.verdict] -= 1
-            self.book.verdicts["ghost"] += 1
-            episode.verdict = "ghost"
+            self.book.verdicts[Verdict.GHOST] += 1
+            episode.verdict = Verdict.GHOST
         self.annotate(episode)  # the alert carries the ghost note and advice (redone when it closes)
         self.book._emit("ghost", episode)
 

@@ -33,7 +33,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from lkwedge.detect.episodes import Episode
-from lkwedge.live.sinks import ErrorCallback, format_console, iso_wall
+from lkwedge.live.events import LiveEvent, iso_wall, rounded, snapshot
+from lkwedge.live.sinks import ErrorCallback, format_console
 from lkwedge.live.states import open_state
 from lkwedge.safe import printable
 
@@ -156,11 +157,9 @@ class AlertmanagerHook:
         labels.update(self.static)
         return {k: v for k, v in labels.items() if v}
 
-    def annotations_for(self, episode: Episode, record: dict[str, Any], state: str,
-                        silence: float | None) -> dict[str, str]:
-        rec = dict(record)
-        rec["silence_s"] = silence
-        line = format_console("alert", rec, time.time()).split(" ", 1)[1]   # drop the wall-clock stamp
+    def annotations_for(self, episode: Episode, state: str, silence: float | None) -> dict[str, str]:
+        alert = LiveEvent("alert", snapshot(episode, silence_s=silence), time.time())
+        line = format_console(alert).split(" ", 1)[1]   # drop the wall-clock stamp
         if state == "ghost":
             line = "ghost room (the SDK gave up and no disconnect followed): " + line
         evidence = [f"line {ev.line}: {clean(ev.text, 300)}" for ev in episode.evidence[-EVIDENCE_LINES:]]
@@ -169,20 +168,21 @@ class AlertmanagerHook:
             "silence": "unknown (no timestamps)" if silence is None else f"{silence:.1f}s",
             "evidence": "\n".join(evidence),
             "episode": clean(episode.id, 300),
-            "log_start": str(record.get("start") or ""),
+            "log_start": "" if episode.start is None else episode.start.isoformat(),
         }
         return {k: v for k, v in notes.items() if v}
 
     # -- EpisodeHook -------------------------------------------------------------------------------
-    def on_alert(self, episode: Episode, record: dict[str, Any]) -> None:
+    def on_alert(self, event: LiveEvent) -> None:
+        episode = event.episode
         state = "ghost" if episode.ghost or episode.outcome == "gave_up" else "stalled"
         alert = AmAlert(self.labels_for(episode, state),
-                        self.annotations_for(episode, record, state, record.get("silence_s")), time.time())
+                        self.annotations_for(episode, state, rounded(episode.silence_s)), time.time())
         with self._lock:
             self._firing[episode.id] = (state, alert)
         self._wake()
 
-    def on_closed(self, episode: Episode, record: dict[str, Any]) -> None:
+    def on_closed(self, episode: Episode, resolved: LiveEvent | None) -> None:
         with self._lock:
             entry = self._firing.pop(episode.id, None)
         if entry is None or episode.closed_by is None:
@@ -191,10 +191,10 @@ class AlertmanagerHook:
             return
         _state, alert = entry
         notes = dict(alert.annotations)
-        outage = record.get("outage_s", record.get("silence_s"))
+        outage = resolved.outage if resolved is not None else rounded(episode.silence_s)
         where = f" at line {episode.evidence[-1].line}" if episode.evidence else ""
-        after = f" after an outage of {outage:.1f}s" if isinstance(outage, int | float) else ""
-        notes["resolution"] = clean(f"{record.get('outcome') or episode.verdict}{where}{after}", 300)
+        after = f" after an outage of {outage:.1f}s" if outage is not None else ""
+        notes["resolution"] = clean(f"{episode.outcome or episode.verdict}{where}{after}", 300)
         self._resolve(replace(alert, annotations=notes, ends_at=time.time()))
 
     def on_tick(self, watcher: Watcher, mono_now: float) -> None:
@@ -213,16 +213,15 @@ class AlertmanagerHook:
             if old_state == "ghost" and ep.outcome == "gave_up":
                 state = "ghost"         # fired as a ghost: stays one until something follows the give-up
             silence = ep.current_silence(log_now)
-            record = ep.to_dict()
             if state != old_state:
                 # A new alertname is a new alert: resolve the stall, fire the ghost.
-                new = AmAlert(self.labels_for(ep, state), self.annotations_for(ep, record, state, silence),
+                new = AmAlert(self.labels_for(ep, state), self.annotations_for(ep, state, silence),
                               time.time())
                 with self._lock:
                     self._firing[ep.id] = (state, new)
                 self._resolve(replace(old, ends_at=time.time()))
                 continue
-            notes = self.annotations_for(ep, record, state, silence)
+            notes = self.annotations_for(ep, state, silence)
             if notes != old.annotations:
                 with self._lock:
                     if ep.id in self._firing:

@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 from lkwedge.detect.episodes import VERDICTS, Episode
 from lkwedge.errors import InputError
 from lkwedge.live.alertmanager import clean
+from lkwedge.live.events import LiveEvent
 from lkwedge.live.states import OPEN_STATES, open_state
 
 if TYPE_CHECKING:
@@ -82,12 +83,12 @@ class WatchMetrics:
         self._server: WSGIServer | None = None
 
     # -- EpisodeHook ---------------------------------------------------------------------------------
-    def on_alert(self, episode: Episode, record: dict[str, Any]) -> None:
+    def on_alert(self, event: LiveEvent) -> None:
         self.alerts.inc()
         with self._lock:
-            self._alerted.add(episode.id)
+            self._alerted.add(event.id)
 
-    def on_closed(self, episode: Episode, record: dict[str, Any]) -> None:
+    def on_closed(self, episode: Episode, resolved: LiveEvent | None) -> None:
         child = self._by_verdict.get(episode.verdict) or self.episodes.labels(episode.verdict)
         child.inc()
         with self._lock:

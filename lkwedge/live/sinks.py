@@ -1,9 +1,8 @@
 """Alert sinks for `lkwedge watch`: JSON lines, a command, a webhook, and a plain console line.
 
-Every sink has `emit(event, episode, wall_time)` and `close(timeout)`:
-- event is "alert" (an episode crossed the window) or "resolved" (an alerted episode ended);
-- episode is `Episode.to_dict()` (watch adds "outage_s" on "resolved");
-- wall_time is `time.time()` of the event.
+Every sink has `emit(event)` and `close(timeout)`: the event is a `LiveEvent` (lkwedge.live.events), an
+"alert" (an episode crossed the window) or a "resolved" (an alerted episode ended), with a snapshot of
+its `Episode`; a dict is made only where JSON or the environment is written.
 `emit` never blocks: each sink has its own bounded queue and worker thread(s) (lkwedge.live.workqueue),
 so one slow sink never delays detection, the console or another sink.  It never raises for a delivery
 failure: failures go to the sink's `on_error(message)` callback, naming the episode.  `close(timeout)`
@@ -15,7 +14,6 @@ passed as JSON / environment values, never through a shell.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
 import select
@@ -28,34 +26,23 @@ import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any, Protocol
 
+from lkwedge.detect.episodes import Episode
+from lkwedge.live.events import LiveEvent, iso_wall, rounded
 from lkwedge.live.workqueue import Job, WorkQueue
 from lkwedge.output.present import seconds
 from lkwedge.retry import SYSTEM_CLOCK, Clock, Failure, GaveUp, RetryPolicy, deliver, retryable_status
 from lkwedge.safe import printable
+from lkwedge.verdicts import Verdict
 
 ErrorCallback = Callable[[str], None]
-EVENTS = ("alert", "resolved")
 
 
 def _stderr_error(msg: str) -> None:
     print(f"lkwedge: {msg}", file=sys.stderr, flush=True)
 
 
-def iso_wall(wall_time: float) -> str:
-    return dt.datetime.fromtimestamp(wall_time, dt.UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
-
-
-def event_record(event: str, episode: dict[str, Any], wall_time: float) -> dict[str, Any]:
-    """The episode's fields plus "event" and "wall_time" (the two win over same-named fields)."""
-    rec = dict(episode)
-    rec["event"] = event
-    rec["wall_time"] = iso_wall(wall_time)
-    return rec
-
-
 class Sink(Protocol):
-    def emit(self, event: str, episode: dict[str, Any], wall_time: float) -> None: ...
+    def emit(self, event: LiveEvent) -> None: ...
     def close(self, timeout: float = 5.0) -> None: ...
 
 
@@ -65,40 +52,39 @@ def _fmt_s(v: object) -> str:
     return seconds(float(v)) if isinstance(v, int | float) else "?"
 
 
-def _trigger_text(episode: dict[str, Any]) -> str:
-    for ev in episode.get("evidence") or ():
-        if isinstance(ev, dict) and ev.get("role") in ("trigger", "attempt"):
-            return str(ev.get("text", ""))
+def _trigger_text(episode: Episode) -> str:
+    for ev in episode.evidence:
+        if ev.role in ("trigger", "attempt"):
+            return ev.text
     return ""
 
 
-def format_console(event: str, episode: dict[str, Any], wall_time: float, *, text_limit: int = 160) -> str:
+def format_console(event: LiveEvent, *, text_limit: int = 160) -> str:
     """One plain line per event, e.g.
     `2026-05-01T10:00:25.101Z ALERT stalled agent.log:1234 [job:AJ_x room=demo] no progress for 20.0s
     since 10:00:05Z: <trigger line>`.  Every field taken from the log is escaped."""
-    where = f"{episode.get('file', '?')}:{episode.get('line', '?')}"
-    tags = [str(episode.get("key") or "")]
-    if episode.get("room"):
-        tags.append(f"room={episode['room']}")
+    episode = event.episode
+    where = f"{episode.file}:{episode.line}"
+    tags = [episode.key or ""]
+    if episode.room:
+        tags.append(f"room={episode.room}")
     tag = printable(" ".join(t for t in tags if t), 120)
-    start = episode.get("start")
-    since = f" since {printable(start, 40)}" if start else ""
-    if event == "alert":
-        silence = _fmt_s(episode.get("silence_s"))
+    since = f" since {printable(episode.start.isoformat(), 40)}" if episode.start else ""
+    if event.kind == "alert":
+        silence = _fmt_s(rounded(episode.silence_s))
         head = f"ALERT stalled {printable(where, 200)} [{tag}] no progress for {silence}{since}"
         trig = _trigger_text(episode)
         tail = f": {printable(trig, text_limit)}" if trig else ""
-        if episode.get("verdict") == "ghost":  # the note names the claim and the evidence lines
-            note = printable(episode.get("note") or "ghost room", 300)
+        if episode.verdict == Verdict.GHOST:  # the note names the claim and the evidence lines
+            note = printable(episode.note or "ghost room", 300)
             head = f"ALERT ghost {printable(where, 200)} [{tag}] {note}"
             tail = ""
     else:
-        outage = episode.get("outage_s", episode.get("silence_s"))
-        outcome = episode.get("outcome") or episode.get("verdict") or "ended"
+        outcome = episode.outcome or episode.verdict or "ended"
         head = (f"RESOLVED {printable(where, 200)} [{tag}] {printable(outcome, 40)} after an outage of "
-                f"{_fmt_s(outage)}")
+                f"{_fmt_s(event.outage)}")
         tail = ""
-    return f"{iso_wall(wall_time)} {head}{tail}"
+    return f"{iso_wall(event.wall_time)} {head}{tail}"
 
 
 def _slack_escape(s: str) -> str:
@@ -124,15 +110,14 @@ class JsonlSink:
         self._broken = False
         self._q = WorkQueue("--jsonl", self._write, on_error, workers=1, max_queue=max_queue)
 
-    def emit(self, event: str, episode: dict[str, Any], wall_time: float) -> None:
+    def emit(self, event: LiveEvent) -> None:
         # One key for every event: one worker writes them in the order they happened.
-        self._q.put(Job(event, episode, wall_time, lane=""))
+        self._q.put(Job(event, lane=""))
 
     def _write(self, job: Job) -> None:
         if self._broken:
             return
-        record = event_record(job.event, job.episode, job.wall_time)
-        line = json.dumps(record, ensure_ascii=False, default=str)
+        line = json.dumps(job.event.to_dict(), ensure_ascii=False, default=str)
         try:
             self._fh.write(line + "\n")
             self._fh.flush()
@@ -149,7 +134,7 @@ class JsonlSink:
 
 # -- command ------------------------------------------------------------------------------------------
 
-def command_env(event: str, episode: dict[str, Any]) -> dict[str, str]:
+def command_env(event: LiveEvent) -> dict[str, str]:
     def val(v: object) -> str:
         if v is None:
             return ""
@@ -157,16 +142,17 @@ def command_env(event: str, episode: dict[str, Any]) -> dict[str, str]:
             return f"{v:.3f}"
         return str(v).replace("\x00", "")   # an env value cannot hold NUL
 
+    episode = event.episode
     return {
-        "LKWEDGE_EVENT": event,
-        "LKWEDGE_VERDICT": val(episode.get("verdict")),
-        "LKWEDGE_FILE": val(episode.get("file")),
-        "LKWEDGE_LINE": val(episode.get("line")),
-        "LKWEDGE_KEY": val(episode.get("key")),
-        "LKWEDGE_JOB": val(episode.get("job")),
-        "LKWEDGE_ROOM": val(episode.get("room")),
-        "LKWEDGE_SILENCE_S": val(episode.get("silence_s")),
-        "LKWEDGE_START": val(episode.get("start")),
+        "LKWEDGE_EVENT": event.kind,
+        "LKWEDGE_VERDICT": val(episode.verdict),
+        "LKWEDGE_FILE": val(episode.file),
+        "LKWEDGE_LINE": val(episode.line),
+        "LKWEDGE_KEY": val(episode.key),
+        "LKWEDGE_JOB": val(episode.job),
+        "LKWEDGE_ROOM": val(episode.room),
+        "LKWEDGE_SILENCE_S": val(rounded(episode.silence_s)),
+        "LKWEDGE_START": val(None if episode.start is None else episode.start.isoformat()),
     }
 
 
@@ -175,12 +161,12 @@ CHILD_ENV_KEEP = ("PATH", "LANG")
 OUTPUT_CAP = 16 << 10       # bytes of a command's output shown per run; the rest is read and dropped
 
 
-def child_env(base: Mapping[str, str], event: str, episode: dict[str, Any]) -> dict[str, str]:
+def child_env(base: Mapping[str, str], event: LiveEvent) -> dict[str, str]:
     """A minimal environment: PATH, LANG and the user's own LKWEDGE_* variables, then the event's."""
     env = {k: base[k] for k in CHILD_ENV_KEEP if k in base}
     env.setdefault("PATH", os.defpath)
     env.update({k: v for k, v in base.items() if k.startswith("LKWEDGE_")})
-    env.update(command_env(event, episode))
+    env.update(command_env(event))
     return env
 
 
@@ -209,13 +195,12 @@ class CommandSink:
         self._killed: list[str] = []
         self._q = WorkQueue("--on-alert", self._run, on_error, workers=max_concurrent, max_queue=max_pending)
 
-    def emit(self, event: str, episode: dict[str, Any], wall_time: float) -> None:
-        self._q.put(Job(event, episode, wall_time))
+    def emit(self, event: LiveEvent) -> None:
+        self._q.put(Job(event))
 
     def _run(self, job: Job) -> None:
-        payload = json.dumps(event_record(job.event, job.episode, job.wall_time), ensure_ascii=False,
-                             default=str).encode()
-        env = child_env(os.environ, job.event, job.episode)
+        payload = json.dumps(job.event.to_dict(), ensure_ascii=False, default=str).encode()
+        env = child_env(os.environ, job.event)
         try:
             proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -343,14 +328,14 @@ class WebhookSink:
         self._q = WorkQueue(f"webhook {_redact_url(url)}", self._deliver, on_error, workers=workers,
                             max_queue=max_queue)
 
-    def emit(self, event: str, episode: dict[str, Any], wall_time: float) -> None:
-        self._q.put(Job(event, episode, wall_time))
+    def emit(self, event: LiveEvent) -> None:
+        self._q.put(Job(event))
 
     @staticmethod
-    def body(event: str, episode: dict[str, Any], wall_time: float) -> dict[str, Any]:
-        text = format_console(event, episode, wall_time)
-        return {"text": _slack_escape(text), "event": event, "wall_time": iso_wall(wall_time),
-                "episode": episode}
+    def body(event: LiveEvent) -> dict[str, Any]:
+        """The JSON posted: a Slack-compatible ``text``, the event, and the episode as scan's JSON has it."""
+        return {"text": _slack_escape(format_console(event)), "event": event.kind,
+                "wall_time": iso_wall(event.wall_time), "episode": event.episode_dict()}
 
     def _post(self, data: bytes, timeout: float) -> None:
         import urllib.error  # here, not at start-up: about 25 ms that a watch without webhooks never needs
@@ -369,8 +354,7 @@ class WebhookSink:
             raise Failure(f"connection failed: {printable(reason, 200)}", retry=True) from None
 
     def _deliver(self, job: Job) -> None:
-        data = json.dumps(self.body(job.event, job.episode, job.wall_time), ensure_ascii=False,
-                          default=str).encode()
+        data = json.dumps(self.body(job.event), ensure_ascii=False, default=str).encode()
         try:
             deliver(lambda att: self._post(data, max(0.5, min(self.timeout, att.remaining()))),
                     self.policy, self._q.stopping)
@@ -393,10 +377,10 @@ class Fanout:
         self.sinks = list(sinks)
         self.on_error = on_error
 
-    def emit(self, event: str, episode: dict[str, Any], wall_time: float) -> None:
+    def emit(self, event: LiveEvent) -> None:
         for s in self.sinks:
             try:
-                s.emit(event, episode, wall_time)
+                s.emit(event)
             except Exception as e:      # a sink bug must not kill detection
                 self.on_error(f"{type(s).__name__}: {e}")
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
+from lkwedge.live.events import LiveEvent, rounded
 from lkwedge.live.follow import STDIN_NAME, Notice
 from lkwedge.live.sinks import format_console
 from lkwedge.output.present import plural, seconds, shown_path, summary_notes, summary_sentence
@@ -37,7 +38,7 @@ CLOSE_TIMEOUT = 3.0         # how long close() waits for the console to take wha
 
 
 class View(Protocol):
-    def event(self, event: str, record: dict[str, Any], wall: float) -> None: ...
+    def event(self, event: LiveEvent) -> None: ...
     def notice(self, notice: Notice) -> None: ...
     def error(self, msg: str) -> None: ...
     def info(self, msg: str) -> None: ...
@@ -69,39 +70,38 @@ def _notice_shown(notice: Notice) -> bool:
 class _Line:
     kind: str                               # "alert" | "resolved" | "notice" | "error" | "info"
     text: str = ""                          # already escaped
-    record: dict[str, Any] | None = None    # an event, formatted on the console thread
-    wall: float = 0.0
+    event: LiveEvent | None = None          # an alert or resolution, formatted on the console thread
 
     def render(self, width: int | None = None) -> str:
-        if self.record is None:
+        if self.event is None:
             return self.text if width is None else _fit(self.text, width)
         try:
             if width is not None:
-                return compact_event(self.kind, self.record, self.wall, width)
-            return format_console(self.kind, self.record, self.wall)
-        except Exception:           # a record we cannot format: say what we can
-            return f"{self.kind.upper()} {printable(self.record.get('id', '?'), 200)}"
+                return compact_event(self.event, width)
+            return format_console(self.event)
+        except Exception:           # an event we cannot format: say what we can
+            return f"{self.kind.upper()} {printable(self.event.id, 200)}"
 
 
 def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(1, width - 1)] + "…"
 
 
-def compact_event(event: str, record: dict[str, Any], wall: float, width: int) -> str:
+def compact_event(event: LiveEvent, width: int) -> str:
     """An alert or resolution in one terminal row: time, what, where, job, room, silence. The trigger
     line (often a whole JSON record) is left to --jsonl and the final summary."""
-    clock = time.strftime("%H:%M:%S", time.localtime(wall))
-    where = printable(f"{shown_path(str(record.get('file', '?')))}:{record.get('line', '?')}", 200)
-    key = str(record.get("key") or "")
-    tags = [] if key == record.get("file") else [printable(key, 60)]
-    if record.get("room"):
-        tags.append(f"room={printable(record['room'], 60)}")
-    if event == "alert":
-        head = f"{clock} ALERT stalled {where} silent {seconds(record.get('silence_s'))}"
+    episode = event.episode
+    clock = time.strftime("%H:%M:%S", time.localtime(event.wall_time))
+    where = printable(f"{shown_path(episode.file)}:{episode.line}", 200)
+    key = episode.key or ""
+    tags = [] if key == episode.file else [printable(key, 60)]
+    if episode.room:
+        tags.append(f"room={printable(episode.room, 60)}")
+    if event.kind == "alert":
+        head = f"{clock} ALERT stalled {where} silent {seconds(rounded(episode.silence_s))}"
     else:
-        outcome = printable(record.get("outcome") or record.get("verdict") or "ended", 40)
-        outage = record.get("outage_s", record.get("silence_s"))
-        head = f"{clock} RESOLVED {where} {outcome} after {seconds(outage)}"
+        outcome = printable(episode.outcome or episode.verdict or "ended", 40)
+        head = f"{clock} RESOLVED {where} {outcome} after {seconds(event.outage)}"
     return _fit(" ".join([head, *tags]), width)
 
 
@@ -134,8 +134,8 @@ class PlainView:
         self._lines.append(line)
         self._wake.set()
 
-    def event(self, event: str, record: dict[str, Any], wall: float) -> None:
-        self._put(_Line(event, record=record, wall=wall))
+    def event(self, event: LiveEvent) -> None:
+        self._put(_Line(event.kind, event=event))
 
     def notice(self, notice: Notice) -> None:
         if notice.kind == "error":
@@ -238,7 +238,7 @@ def snapshot(watcher: Watcher, limit: int) -> PanelSnapshot:
     clocks: dict[str, Any] = {}
     window = watcher.options.scan.window
     scored: list[tuple[float, int, PanelRow]] = []
-    for ep in watcher.detector.open_episodes():
+    for ep in watcher.open_episodes():
         if ep.file not in clocks:
             clocks[ep.file] = watcher.estimated_log_now(ep.file, now)
         state = watcher.states.get(id(ep))
@@ -419,8 +419,7 @@ def summary_lines(watcher: Watcher, evictions: dict[str, str] | None = None) -> 
     """Every episode (closed and still open) as plain, escaped lines, then scan's summary sentence
     (still-open episodes counted apart) and the evictions made."""
     evictions = evictions or {}
-    det = watcher.detector
-    kept = det.episodes()
+    kept = watcher.episodes()
     out = [episode_line(ep, 400) + _evicted(evictions, ep.id) for ep in kept]
     open_rows = watcher.open_rows()
     for ep, silence, open_s, alerted in open_rows:
@@ -428,13 +427,13 @@ def summary_lines(watcher: Watcher, evictions: dict[str, str] | None = None) -> 
         out.append(printable(f"{'open':<12} {shown_path(ep.file)}:{ep.line}  key={ep.key}  open for "
                              f"{open_s:.1f}s, silent {seconds(silence)} of log time, {state}", 400)
                    + _evicted(evictions, ep.id))
-    summ = det.summary()
+    summ = watcher.summary()
     out.append(summary_sentence(summ, open_count=len(open_rows)).plain)
     if evictions:
         counts = Counter(evictions.values())
         out.append("evictions: " + ", ".join(f"{n} {result.replace('_', ' ')}"
                                              for result, n in sorted(counts.items())))
-    retired = int(summ["episodes"]) - len(kept)  # type: ignore[call-overload]
+    retired = summ.episodes - len(kept)
     if retired > 0:
         out.append(f"note: {plural(retired, 'older closed episode')} not listed (only the newest "
                    f"{watcher.options.keep_closed} per input are kept); the counts include them")

@@ -24,16 +24,19 @@ import glob
 import os
 import threading
 import time
-from collections import deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Protocol
 
 from lkwedge.detect.engine import Detector, Reading, ScanOptions, Stream, read_input
 from lkwedge.detect.episodes import Episode
+from lkwedge.detect.summary import Summary
+from lkwedge.live.events import LiveEvent, snapshot
 from lkwedge.live.follow import STDIN_NAME, Follower, LineEvent, Notice
 from lkwedge.live.sinks import ErrorCallback, Sink
 from lkwedge.read.sources import describe
+from lkwedge.verdicts import Verdict
 
 if TYPE_CHECKING:
     from lkwedge.live.view import View  # the console views live in view.py
@@ -42,6 +45,7 @@ LAG_HORIZON = 60.0      # seconds of arrivals (counted back from the newest) tha
 LAG_SAMPLES = 512
 QUIET_FLUSH = 0.5       # release a held multi-line record after this long without a line
 LOOKBACK_ARRIVAL = 1.0  # lines that "arrived" longer ago than this were read back (--lookback)
+COUNTED_MAX = 4096      # selected closed episodes remembered in case one turns out a ghost room
 
 
 @dataclass
@@ -57,13 +61,17 @@ class WatchOptions:
     # Closed episodes kept as objects per input when not `once` (the rest are counted only), so a
     # watcher running for days does not grow with the episodes it has reported.
     keep_closed: int | None = 200  # None: keep all (the final report needs them)
+    # Which episodes count (--job, --room): the others never alert, are never evicted, shown or counted.
+    select: Callable[[Episode], bool] | None = None
 
 
 class EpisodeHook(Protocol):
-    """Something that acts on episodes (the evictor): told when one alerts and when it closes."""
+    """Something that acts on episodes (the evictor, metrics, Alertmanager): told when one alerts and when
+    one closes (with the "resolved" event when it had alerted and really ended). Called on the watcher's
+    thread: it must not block."""
 
-    def on_alert(self, episode: Episode, record: dict[str, Any]) -> None: ...
-    def on_closed(self, episode: Episode, record: dict[str, Any]) -> None: ...
+    def on_alert(self, event: LiveEvent) -> None: ...
+    def on_closed(self, episode: Episode, resolved: LiveEvent | None) -> None: ...
 
 # A hook may also define `on_tick(watcher, mono_now)`: called on the watcher's thread after every
 # clock tick (metrics snapshots, re-classifying open episodes); it must not block.
@@ -116,7 +124,7 @@ class _EpState:
 class Watcher:
     """Follow inputs, feed the Detector, prove silence on the wall clock, and fan events out.
 
-    sink: receives ("alert" | "resolved", record, wall_time).  view: the console (lkwedge.live.view).
+    sink: receives each `LiveEvent` (an alert or a resolution).  view: the console (lkwedge.live.view).
     """
 
     def __init__(self, paths: Sequence[str], options: WatchOptions, sink: Sink, view: View,
@@ -144,6 +152,11 @@ class Watcher:
         self.stop_event = threading.Event()
         self.interrupted = False
         self.input_failed = False
+        # with `select`: verdict counts of the selected closed episodes, and what each was counted as (the
+        # newest ones: a closed episode can still turn out a ghost room within --ghost-window)
+        self._verdicts: Counter[str] = Counter()
+        self._counted: OrderedDict[str, str] = OrderedDict()
+        self._left_out = 0
 
     # -- main loop -----------------------------------------------------------------------------------
     def run(self) -> int:
@@ -185,6 +198,10 @@ class Watcher:
             if self.stop_event.is_set():
                 return
             self.detector.finish(src.stream)
+            if src.stream.read_error:   # kept up to the damage, as scan keeps it; exit 2 at the end
+                self.input_failed = True
+                self.on_error(f"{src.stream.read_error} (after line {src.stream.lines}; the lines before it "
+                              "were analysed)")
 
     def stop(self) -> None:
         self.interrupted = True
@@ -193,9 +210,40 @@ class Watcher:
     def exit_code(self) -> int:
         if self.input_failed:
             return 2
+        wedged = self.summary().wedged or any(ep.stalled for ep in self.open_episodes())
+        return 1 if wedged else 0
+
+    # -- the selected episodes (all of them without --job/--room) -----------------------------------
+    def selected(self, ep: Episode) -> bool:
+        return self.options.select is None or self.options.select(ep)
+
+    def episodes(self) -> list[Episode]:
+        """The closed episodes kept, in input order."""
+        return [ep for ep in self.detector.episodes() if self.selected(ep)]
+
+    def open_episodes(self) -> list[Episode]:
+        return [ep for ep in self.detector.open_episodes() if self.selected(ep)]
+
+    def summary(self) -> Summary:
+        """scan's summary of what was read, counting the selected episodes only (as a filtered scan)."""
         summary = self.detector.summary()
-        stalled = bool(summary["stalled"]) or bool(summary.get("ghost"))
-        return 1 if stalled or any(ep.stalled for ep in self.detector.open_episodes()) else 0
+        if self.options.select is None:
+            return summary
+        return replace(summary, verdicts={v: self._verdicts[v] for v in summary.verdicts},
+                       open=len(self.open_episodes()), filtered_out=self._left_out)
+
+    def _count(self, event: str, ep: Episode) -> None:
+        if self.options.select is None or event not in ("closed", "ghost"):
+            return
+        if event == "ghost" and ep.id in self._counted:      # a closed episode turned out a ghost room
+            self._verdicts[self._counted[ep.id]] -= 1
+        elif event == "ghost" or not self.selected(ep):
+            self._left_out += event == "closed"
+            return
+        self._verdicts[ep.verdict] += 1
+        self._counted[ep.id] = ep.verdict
+        while len(self._counted) > COUNTED_MAX:
+            self._counted.popitem(last=False)
 
     # -- input ---------------------------------------------------------------------------------------
     def _src(self, name: str) -> _Src:
@@ -306,6 +354,10 @@ class Watcher:
         return est
 
     def _on_episode(self, event: str, ep: Episode) -> None:
+        self._count(event, ep)
+        if not self.selected(ep):
+            self.states.pop(id(ep), None)
+            return
         if event == "opened":
             self.states[id(ep)] = _EpState(time.monotonic())
             return
@@ -315,39 +367,37 @@ class Watcher:
         if event in ("stalled", "ghost") and not state.alerted:
             state.alerted = True
             state.alert_wall = time.time()
-            record = ep.to_dict()
-            record["verdict"] = "ghost" if ep.ghost else "stalled"
             silence = ep.current_silence(self.detector.last_log_time(self._stream_of(ep)))
-            record["silence_s"] = None if silence is None else round(silence, 3)
-            self._emit("alert", record, state.alert_wall)
+            verdict = Verdict.GHOST if ep.ghost else Verdict.STALLED
+            alert = LiveEvent("alert", snapshot(ep, verdict=verdict, silence_s=silence), state.alert_wall)
+            self._emit(alert)
             for hook in self.hooks:
-                self._call_hook(hook.on_alert, ep, record)
+                self._call_hook(hook.on_alert, alert)
             if ep.closed_by is not None:  # a ghost found after its episode closed: nothing more will come
                 self.states.pop(id(ep), None)
         elif event == "closed":
             self.states.pop(id(ep), None)
-            record = ep.to_dict()
+            resolved = None
             if state.alerted and ep.closed_by is not None:
-                record["outage_s"] = _outage(ep, state)
-                self._emit("resolved", record, time.time())
+                resolved = LiveEvent("resolved", snapshot(ep), time.time(), outage_s=_outage(ep, state))
+                self._emit(resolved)
             for hook in self.hooks:
-                self._call_hook(hook.on_closed, ep, record)
+                self._call_hook(hook.on_closed, ep, resolved)
 
     def _stream_of(self, ep: Episode) -> Stream | None:
         src = self.sources.get(ep.file)
         return src.stream if src else None
 
-    def _emit(self, event: str, record: dict[str, Any], wall: float) -> None:
+    def _emit(self, event: LiveEvent) -> None:
         try:
-            self.sink.emit(event, record, wall)     # sinks first: the console is never in their way
+            self.sink.emit(event)     # sinks first: the console is never in their way
         except Exception as e:          # a sink bug must not stop detection
             self.on_error(f"alert sink failed: {e}")
-        self.view.event(event, record, wall)
+        self.view.event(event)
 
-    def _call_hook(self, fn: Callable[[Episode, dict[str, Any]], None], ep: Episode,
-                   record: dict[str, Any]) -> None:
+    def _call_hook(self, fn: Callable[..., None], *args: object) -> None:
         try:
-            fn(ep, record)
+            fn(*args)
         except Exception as e:
             self.on_error(f"{type(fn.__self__).__name__ if hasattr(fn, '__self__') else 'hook'}: {e}")
 
@@ -355,7 +405,7 @@ class Watcher:
         """(episode, silence so far in log seconds, wall seconds open, alerted) for open episodes."""
         now = time.monotonic()
         rows = []
-        for ep in self.detector.open_episodes():
+        for ep in self.open_episodes():
             state = self.states.get(id(ep))
             silence = ep.current_silence(self.estimated_log_now(ep.file, now))
             rows.append((ep, silence, now - state.opened_mono if state else 0.0,

@@ -15,25 +15,28 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from lkwedge.live.events import LiveEvent
 from lkwedge.safe import printable
 
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    event: str                  # "alert" | "resolved"
-    episode: dict[str, Any]
-    wall_time: float
+    event: LiveEvent
     lane: str | None = None     # jobs of one lane run in order; default: one lane per episode
+
+    def __post_init__(self) -> None:
+        # fail in the caller (watch), not later on a worker thread where only a log line would say so
+        if not isinstance(self.event, LiveEvent):
+            raise TypeError(f"a sink takes a LiveEvent, not {type(self.event).__name__}")
 
     @property
     def key(self) -> str:
-        return self.lane if self.lane is not None else str(self.episode.get("id") or "")
+        return self.lane if self.lane is not None else self.event.id
 
     def describe(self) -> str:
         """e.g. `the alert for agent.log:12`: escaped, for error messages."""
-        return f"the {self.event} for {printable(self.episode.get('id') or '?', 200)}"
+        return f"the {self.event.kind} for {printable(self.event.id or '?', 200)}"
 
 
 class WorkQueue:

@@ -5,10 +5,10 @@ verdict looks the same (and a count is worded the same) wherever it appears."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from lkwedge.detect.summary import Summary
 from lkwedge.safe import printable
 from lkwedge.verdicts import Verdict
 
@@ -56,9 +56,9 @@ def seconds(value: float | None, unknown: str = "?") -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
-def verdict_counts(summary: Mapping[str, object]) -> list[tuple[str, int]]:
-    shown = [v for v in VERDICT_LOOKS if v in CORE_VERDICTS or summary.get(v) is not None]
-    return [(str(v), int(summary.get(v, 0) or 0)) for v in shown]  # type: ignore[call-overload]
+def verdict_counts(summary: Summary) -> list[tuple[str, int]]:
+    shown = [v for v in VERDICT_LOOKS if v in CORE_VERDICTS or v in summary.verdicts]
+    return [(str(v), summary.count(Verdict(v))) for v in shown]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,27 +87,24 @@ class Styled:
         return text
 
 
-def summary_sentence(summary: Mapping[str, object], open_count: int | None = None) -> Styled:
+def summary_sentence(summary: Summary, open_count: int | None = None) -> Styled:
     """``3 episodes in 1,204 lines (2 files): 1 stalled, 0 unresolved, 0 disconnected, 2 recovered;
     5 unparsed lines`` — the same words in scan, watch and check. ``open_count`` (watch): episodes still
     open, not in the counts."""
-    n = int(summary.get("episodes", 0) or 0)  # type: ignore[call-overload]
-    lines = int(summary.get("lines", 0) or 0)  # type: ignore[call-overload]
-    files = int(summary.get("files", 0) or 0)  # type: ignore[call-overload]
-    parts = [(f"{plural(n, 'episode')} in {plural(lines, 'line')} ({plural(files, 'file')}): ", "")]
+    parts = [(f"{plural(summary.episodes, 'episode')} in {plural(summary.lines, 'line')} "
+              f"({plural(summary.files, 'file')}): ", "")]
     for i, (verdict, count) in enumerate(verdict_counts(summary)):
         if i:
             parts.append((", ", ""))
         parts.append((f"{count} {look(verdict).label}", look(verdict).rich if count else ""))
     if open_count:
         parts.append((f", {open_count} still open", ""))
-    unparsed = int(summary.get("unparsed", 0) or 0)  # type: ignore[call-overload]
-    parts.append((f"; {plural(unparsed, 'unparsed line')}", ""))
+    parts.append((f"; {plural(summary.unparsed, 'unparsed line')}", ""))
     return Styled(tuple(parts))
 
 
-def summary_notes(summary: Mapping[str, object]) -> list[str]:
-    return ["note: " + printable(str(note)) for note in summary.get("notes", []) or []]  # type: ignore[union-attr]
+def summary_notes(summary: Summary) -> list[str]:
+    return ["note: " + printable(note) for note in summary.notes]
 
 
 def shown_path(path: str) -> str:

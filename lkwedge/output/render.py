@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol, TextIO
 from lkwedge.detect.engine import ScanResult
 from lkwedge.detect.episodes import Episode
 from lkwedge.detect.incidents import Incident, incident_of
+from lkwedge.detect.summary import Summary
 from lkwedge.output.present import (
     Styled,
     look,
@@ -47,7 +48,7 @@ def write_json(result: ScanResult, out: TextIO, incidents: list[Incident] | None
     payload: dict[str, object] = {"episodes": [_episode_dict(ep, ids) for ep in result.episodes]}
     if incidents is not None:
         payload["incidents"] = [inc.to_dict() for inc in incidents]
-    payload["summary"] = result.summary
+    payload["summary"] = result.summary.to_dict()
     # one dumps and one write: json.dump with indent writes piece by piece (10x slower on many episodes)
     out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
 
@@ -56,7 +57,7 @@ def write_jsonl(result: ScanResult, out: TextIO, incidents: list[Incident] | Non
     ids = None if incidents is None else incident_of(incidents)
     for ep in result.episodes:
         out.write(json.dumps(_episode_dict(ep, ids), ensure_ascii=False) + "\n")
-    out.write(json.dumps({"summary": result.summary}, ensure_ascii=False) + "\n")
+    out.write(json.dumps({"summary": result.summary.to_dict()}, ensure_ascii=False) + "\n")
 
 
 def incident_line(inc: Incident) -> str:
@@ -248,7 +249,7 @@ def write_table(result: ScanResult, console: Console, quiet: bool = False,
                 console.print(line, soft_wrap=True)
 
 
-def summary_text(summary: dict[str, object]) -> Text:
+def summary_text(summary: Summary) -> Text:
     """The summary sentence and its notes (kept for callers that print them together)."""
     text = summary_sentence(summary).__rich__()
     for note in summary_notes(summary):
@@ -256,10 +257,7 @@ def summary_text(summary: dict[str, object]) -> Text:
     return text
 
 
-def sdk_lines(summary: dict[str, object]) -> list[str]:
+def sdk_lines(summary: Summary) -> list[str]:
     """``sdk: agent.log: livekit-ffi 0.12.40-0.12.44 (python livekit 1.0.23-1.0.25)``, one per input."""
-    found = summary.get("sdk")
-    if not isinstance(found, dict):
-        return []
     return [printable(f"sdk: {shown_path(name)}: {guess['label'] if isinstance(guess, dict) else 'unknown'}")
-            for name, guess in found.items()]
+            for name, guess in summary.sdk.items()]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from rich.text import Text
 from lkwedge.detect.engine import ScanResult
 from lkwedge.detect.episodes import Episode
 from lkwedge.detect.incidents import Incident, incident_of
+from lkwedge.detect.summary import Summary
 from lkwedge.errors import InputError
 from lkwedge.output.present import look, plural, seconds, shown_path
 from lkwedge.output.render import sdk_lines
@@ -62,7 +64,72 @@ def _percentile(series: pd.Series, q: float) -> float | None:
     return None if values.empty else float(values.quantile(q))
 
 
-def _worst(incidents: pd.DataFrame, column: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class Worst:
+    """One row of a worst-jobs (rooms, streams) table: episodes not recovered of that job."""
+
+    column: str                 # "job" | "room" | "key"
+    name: str
+    not_recovered: int
+    stalled: int
+    ghosts: int
+    max_silence_s: float | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {self.column: self.name, "not_recovered": self.not_recovered, "stalled": self.stalled,
+                "ghosts": self.ghosts, "max_silence_s": self.max_silence_s}
+
+
+@dataclass(frozen=True, slots=True)
+class Silences:
+    """The longest silence per episode, over the episodes with times."""
+
+    p50: float | None
+    p95: float | None
+    max: float | None
+    known: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"p50": self.p50, "p95": self.p95, "max": self.max, "known": self.known}
+
+
+@dataclass(slots=True)
+class ReportSummary:
+    """What the terminal summary, the HTML page and ``--json`` show; `to_dict` is ``--json``'s summary."""
+
+    episodes: int
+    verdicts: dict[str, int]
+    not_recovered: int
+    silence: Silences
+    worst_jobs: list[Worst]
+    worst_rooms: list[Worst]
+    worst_keys: list[Worst]
+    not_recovered_by_hour_utc: list[int]
+    not_recovered_without_time: int
+    first: str | None           # ISO 8601 start of the first and the last episode (log time)
+    last: str | None
+    incidents: list[Incident] | None = None   # None: not looked for
+    headline: str = ""
+    sdk: dict[str, dict[str, object] | None] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        found: dict[str, object] = {
+            "episodes": self.episodes, "verdicts": self.verdicts, "not_recovered": self.not_recovered,
+            "silence_s": self.silence.to_dict(), "worst_jobs": [w.to_dict() for w in self.worst_jobs],
+            "worst_rooms": [w.to_dict() for w in self.worst_rooms],
+            "worst_keys": [w.to_dict() for w in self.worst_keys],
+            "not_recovered_by_hour_utc": self.not_recovered_by_hour_utc,
+            "not_recovered_without_time": self.not_recovered_without_time,
+            "first": self.first, "last": self.last,
+        }
+        if self.incidents is not None:
+            found["incidents"] = [inc.to_dict() for inc in self.incidents]
+            found["headline"] = self.headline
+        found["sdk"] = self.sdk
+        return found
+
+
+def _worst(incidents: pd.DataFrame, column: str) -> list[Worst]:
     known = incidents.dropna(subset=[column])
     if known.empty:
         return []
@@ -75,35 +142,30 @@ def _worst(incidents: pd.DataFrame, column: str) -> list[dict[str, Any]]:
     grouped["wedged"] = grouped["stalled"] + grouped["ghosts"]  # ghosts rank like stalls
     grouped = grouped.sort_values(["wedged", "not_recovered", "max_silence_s"], ascending=False)
     grouped = grouped.head(WORST_N)
-    return [{column: str(name), "not_recovered": int(row.not_recovered), "stalled": int(row.stalled),
-             "ghosts": int(row.ghosts),
-             "max_silence_s": None if pd.isna(row.max_silence_s) else float(row.max_silence_s)}
+    return [Worst(column, str(name), int(row.not_recovered), int(row.stalled), int(row.ghosts),
+                  None if pd.isna(row.max_silence_s) else float(row.max_silence_s))
             for name, row in grouped.iterrows()]
 
 
-def summarize(df: pd.DataFrame) -> dict[str, Any]:
-    """JSON-ready numbers for the terminal summary, the HTML page and ``--json``."""
+def summarize(df: pd.DataFrame) -> ReportSummary:
+    """The numbers for the terminal summary, the HTML page and ``--json``."""
     counts = {str(k): int(v) for k, v in df["verdict"].value_counts(sort=False).items()}
     not_recovered = df[df["verdict"] != "recovered"]
     hours = not_recovered["start"].dropna().dt.hour
-    return {
-        "episodes": len(df),
-        "verdicts": counts,
-        "not_recovered": len(not_recovered),
-        "silence_s": {
-            "p50": _percentile(df["silence_s"], 0.50),
-            "p95": _percentile(df["silence_s"], 0.95),
-            "max": _percentile(df["silence_s"], 1.0),
-            "known": int(df["silence_s"].notna().sum()),
-        },
-        "worst_jobs": _worst(not_recovered, "job"),
-        "worst_rooms": _worst(not_recovered, "room"),
-        "worst_keys": _worst(not_recovered, "key"),
-        "not_recovered_by_hour_utc": [int((hours == h).sum()) for h in range(24)],
-        "not_recovered_without_time": int(not_recovered["start"].isna().sum()),
-        "first": None if df["start"].dropna().empty else df["start"].min().isoformat(),
-        "last": None if df["start"].dropna().empty else df["start"].max().isoformat(),
-    }
+    return ReportSummary(
+        episodes=len(df),
+        verdicts=counts,
+        not_recovered=len(not_recovered),
+        silence=Silences(p50=_percentile(df["silence_s"], 0.50), p95=_percentile(df["silence_s"], 0.95),
+                         max=_percentile(df["silence_s"], 1.0), known=int(df["silence_s"].notna().sum())),
+        worst_jobs=_worst(not_recovered, "job"),
+        worst_rooms=_worst(not_recovered, "room"),
+        worst_keys=_worst(not_recovered, "key"),
+        not_recovered_by_hour_utc=[int((hours == h).sum()) for h in range(24)],
+        not_recovered_without_time=int(not_recovered["start"].isna().sum()),
+        first=None if df["start"].dropna().empty else df["start"].min().isoformat(),
+        last=None if df["start"].dropna().empty else df["start"].max().isoformat(),
+    )
 
 
 def _secs(value: float | None) -> str:
@@ -139,19 +201,18 @@ def headline(episodes: list[Episode], incidents: list[Incident]) -> str:
     return printable(text + ".", 600)
 
 
-def render_summary(summary: dict[str, Any], scan_summary: dict[str, Any],
+def render_summary(summary: ReportSummary, scan_summary: Summary,
                    episodes: list[Episode] | None = None, incidents: list[Incident] | None = None) -> Group:
     """Rich renderables for the terminal. Names (jobs, rooms, keys) come from logs, so they go in as Text,
     never as markup."""
     head = Text()
     head.append("lkwedge report", style="bold")
-    lines = scan_summary.get("lines", "?")
-    head.append(f": {plural(summary['episodes'], 'reconnect episode')} in {plural(int(lines), 'line')}"
-                if isinstance(lines, int) else f": {plural(summary['episodes'], 'reconnect episode')}")
+    head.append(f": {plural(summary.episodes, 'reconnect episode')} in "
+                f"{plural(scan_summary.lines, 'line')}")
     for line in sdk_lines(scan_summary):
         head.append("\n" + line)
-    if summary["first"]:
-        first, last = (pd.Timestamp(summary[k]).strftime("%Y-%m-%d %H:%M:%SZ") for k in ("first", "last"))
+    if summary.first and summary.last:
+        first, last = (pd.Timestamp(t).strftime("%Y-%m-%d %H:%M:%SZ") for t in (summary.first, summary.last))
         head.append(f"\nepisodes start between {first} and {last} (log time)")
     parts: list[Any] = [head]
     if episodes is not None:
@@ -160,20 +221,19 @@ def render_summary(summary: dict[str, Any], scan_summary: dict[str, Any],
     verdicts = _table("Episodes per verdict")
     verdicts.add_column("verdict")
     verdicts.add_column("episodes", justify="right")
-    for name, count in summary["verdicts"].items():
+    for name, count in summary.verdicts.items():
         verdicts.add_row(Text(name, style=look(name).rich), str(count))
-    silence = summary["silence_s"]
+    silence = summary.silence
     stats = _table("Longest silence per episode")
     for col in ("p50", "p95", "max", "episodes with times"):
         stats.add_column(col, justify="right")
-    stats.add_row(_secs(silence["p50"]), _secs(silence["p95"]), _secs(silence["max"]), str(silence["known"]))
+    stats.add_row(_secs(silence.p50), _secs(silence.p95), _secs(silence.max), str(silence.known))
     parts += [verdicts, stats]
 
-    worst = [("job", "Worst jobs"), ("room", "Worst rooms")]
-    if not summary["worst_jobs"]:  # logs without job ids: the streams (pid, service, file) are what is left
-        worst.append(("key", "Worst streams"))
-    for column, title in worst:
-        rows = summary[f"worst_{column}s"]
+    worst = [("job", "Worst jobs", summary.worst_jobs), ("room", "Worst rooms", summary.worst_rooms)]
+    if not summary.worst_jobs:  # logs without job ids: the streams (pid, service, file) are what is left
+        worst.append(("key", "Worst streams", summary.worst_keys))
+    for column, title, rows in worst:
         if not rows:
             continue
         table = _table(f"{title} (episodes not recovered)")
@@ -181,11 +241,11 @@ def render_summary(summary: dict[str, Any], scan_summary: dict[str, Any],
         for col in ("not recovered", "stalled", "ghosts", "max silence"):
             table.add_column(col, justify="right")
         for row in rows:
-            table.add_row(Text(printable(row[column])), str(row["not_recovered"]), str(row["stalled"]),
-                          str(row["ghosts"]), _secs(row["max_silence_s"]))
+            table.add_row(Text(printable(row.name)), str(row.not_recovered), str(row.stalled),
+                          str(row.ghosts), _secs(row.max_silence_s))
         parts.append(table)
 
-    by_hour = summary["not_recovered_by_hour_utc"]
+    by_hour = summary.not_recovered_by_hour_utc
     if any(by_hour):
         peak = max(by_hour)
         hist = Table(title="Episodes not recovered, by hour of day (UTC, log time)", title_justify="left",
@@ -199,8 +259,8 @@ def render_summary(summary: dict[str, Any], scan_summary: dict[str, Any],
             bar = "█" * max(1, round(30 * n / peak)) if n else ""
             hist.add_row(f"{hour:02d}:00", str(n), Text(bar, style="red"))
         parts.append(hist)
-    if summary["not_recovered_without_time"]:
-        parts.append(Text(f"{plural(summary['not_recovered_without_time'], 'episode')} not recovered "
+    if summary.not_recovered_without_time:
+        parts.append(Text(f"{plural(summary.not_recovered_without_time, 'episode')} not recovered "
                           "without a log time (not in the histogram)"))
     if incidents:
         table = _table("Incidents (episodes of different jobs in one log starting together)")
@@ -211,12 +271,12 @@ def render_summary(summary: dict[str, Any], scan_summary: dict[str, Any],
                           seconds(inc.spread_s), Text(inc.verdict, style=look(inc.verdict).rich),
                           Text(printable(shown_path(inc.file))))
         parts.append(table)
-    for note in scan_summary.get("notes", []) or []:
+    for note in scan_summary.notes:
         parts.append(Text(f"note: {printable(str(note))}", style="dim"))
     return Group(*parts)
 
 
-def print_summary(summary: dict[str, Any], scan_summary: dict[str, Any],
+def print_summary(summary: ReportSummary, scan_summary: Summary,
                   console: Console | None = None, episodes: list[Episode] | None = None,
                   incidents: list[Incident] | None = None) -> None:
     (console or Console()).print(render_summary(summary, scan_summary, episodes, incidents))
@@ -256,7 +316,7 @@ def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def export(df: pd.DataFrame, summary: dict[str, Any], *, csv: str | None = None, parquet: str | None = None,
+def export(df: pd.DataFrame, summary: ReportSummary, *, csv: str | None = None, parquet: str | None = None,
            json_path: str | None = None) -> None:
     """Write the requested files. Raises InputError (one line) when a path cannot be written."""
     try:
@@ -266,19 +326,19 @@ def export(df: pd.DataFrame, summary: dict[str, Any], *, csv: str | None = None,
             require_parquet()
             df.to_parquet(parquet, index=False)
         if json_path:
-            payload = {"summary": summary, "episodes": _frame_records(df)}
+            payload = {"summary": summary.to_dict(), "episodes": _frame_records(df)}
             Path(json_path).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot write {exc.filename or 'output'}: {exc.strerror or exc}") from None
 
 
-def build(result: ScanResult, incidents: list[Incident] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+def build(result: ScanResult, incidents: list[Incident] | None = None) -> tuple[pd.DataFrame, ReportSummary]:
     df = episodes_frame(result.episodes)
     summary = summarize(df)
     if incidents is not None:
         ids = incident_of(incidents)
         df["incident"] = pd.Series([ids.get(ep.id) for ep in result.episodes], dtype="string")
-        summary["incidents"] = [inc.to_dict() for inc in incidents]
-        summary["headline"] = headline(result.episodes, incidents)
-    summary["sdk"] = result.summary.get("sdk", {})  # per input: python livekit / livekit-ffi range
+        summary.incidents = incidents
+        summary.headline = headline(result.episodes, incidents)
+    summary.sdk = result.summary.sdk  # per input: python livekit / livekit-ffi range
     return df, summary

@@ -17,12 +17,17 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lkwedge.detect.episodes import Episode
+from lkwedge.detect.summary import Summary
 from lkwedge.output.present import OTHER_LOOK, VERDICT_LOOKS, seconds
 from lkwedge.output.render import sdk_lines
 from lkwedge.safe import printable
+
+if TYPE_CHECKING:
+    from lkwedge.detect.incidents import Incident
+    from lkwedge.output.report import ReportSummary, Worst
 
 COLORS = {verdict: look.html for verdict, look in VERDICT_LOOKS.items()}
 OTHER_COLOR = OTHER_LOOK.html
@@ -102,7 +107,7 @@ def _label_w(text: str) -> float:
 
 
 def timeline_svg(groups: list[tuple[str, list[tuple[int, Episode]]]],
-                 incidents: Sequence[dict[str, Any]]) -> str:
+                 incidents: Sequence[Incident]) -> str:
     """Every job on ONE time axis, so drops that hit several jobs at once line up (incidents are drawn as
     bands across all rows). A bar starts at the episode's start and is as long as its longest silence
     (at least 3 px); its outcome is written beside it, after it or, near the right edge, before it.
@@ -165,12 +170,13 @@ def timeline_svg(groups: list[tuple[str, list[tuple[int, Episode]]]],
              f'data-t0="{t0.isoformat()}" data-d0="{d0:.3f}" data-d1="{d1:.3f}" data-left="{GUTTER}" '
              f'data-right="{PLOT_W - 8}" role="img" aria-label="timeline of every job on one time axis">']
     for inc in incidents:
-        t_s = (dt.datetime.fromisoformat(inc["start"]) - t0).total_seconds()
-        bx, bw = x_of(t_s) - 2, max(4.0, inc["spread_s"] * scale + 4)
-        parts.append(f'<rect class="band" data-t="{t_s:.3f}" data-w="{inc["spread_s"]:.3f}" '
+        t_s = (inc.start - t0).total_seconds()
+        spread = round(inc.spread_s, 3)     # as the JSON has it
+        bx, bw = x_of(t_s) - 2, max(4.0, spread * scale + 4)
+        parts.append(f'<rect class="band" data-t="{t_s:.3f}" data-w="{spread:.3f}" '
                      f'x="{bx:.1f}" y="0" width="{bw:.1f}" height="{axis_y}">'
-                     f'<title>incident {_e(inc["id"])}: '
-                     f'{len(inc["keys"])} jobs within {_secs(inc["spread_s"])}</title></rect>')
+                     f'<title>incident {_e(inc.id)}: '
+                     f'{len(inc.keys)} jobs within {_secs(spread)}</title></rect>')
     parts.extend(rows_svg)
     parts.append(f'<line x1="{GUTTER}" y1="{axis_y}" x2="{PLOT_W - 8}" y2="{axis_y}" class="axis"/>'
                  f'<g id="ticks" data-y="{axis_y}">')
@@ -205,12 +211,12 @@ def _hist_svg(by_hour: Sequence[int]) -> str:
     return "".join(parts)
 
 
-def _worst_table(rows: list[dict[str, Any]], column: str) -> str:
+def _worst_table(rows: list[Worst], column: str) -> str:
     if not rows:
         return f'<p class="muted">No episode not recovered with a known {column}.</p>'
-    body = "".join(f"<tr><td>{_e(r[column])}</td><td class=num>{r['not_recovered']}</td>"
-                   f"<td class=num>{r['stalled']}</td><td class=num>{r.get('ghosts', 0)}</td>"
-                   f"<td class=num>{_secs(r['max_silence_s'])}</td></tr>"
+    body = "".join(f"<tr><td>{_e(r.name)}</td><td class=num>{r.not_recovered}</td>"
+                   f"<td class=num>{r.stalled}</td><td class=num>{r.ghosts}</td>"
+                   f"<td class=num>{_secs(r.max_silence_s)}</td></tr>"
                    for r in rows)
     return (f'<table class="small"><thead><tr><th>{column}</th><th>not recovered</th><th>stalled</th>'
             f"<th>ghosts</th><th>max silence</th></tr></thead><tbody>{body}</tbody></table>")
@@ -514,9 +520,9 @@ _TABLE_COLS = [("i", "#", True), ("verdict", "verdict", False), ("start", "start
                ("attempts", "attempts", True)]
 
 
-def render_html(episodes: Sequence[Episode], summary: dict[str, Any], scan_summary: dict[str, Any],
+def render_html(episodes: Sequence[Episode], summary: ReportSummary, scan_summary: Summary,
                 *, title: str = "lkwedge report", sources: Sequence[str] = ()) -> str:
-    """The whole page as a string. ``summary`` is :func:`lkwedge.output.report.summarize`'s output."""
+    """The whole page as a string. ``summary`` is :func:`lkwedge.output.report.build`'s."""
     indexed = list(enumerate(episodes, start=1))
     data = {"episodes": [_episode_json(i, ep) for i, ep in indexed]}
 
@@ -531,7 +537,7 @@ def render_html(episodes: Sequence[Episode], summary: dict[str, Any], scan_summa
                 item[0])
 
     ordered = sorted(groups.items(), key=badness)
-    incidents = list(summary.get("incidents") or [])
+    incidents = summary.incidents or []
     charts = [timeline_svg(ordered[:MAX_CHARTS], incidents)]
     if len(ordered) > MAX_CHARTS:
         charts.append(f'<p class="muted">{len(ordered) - MAX_CHARTS} more jobs are not charted (the least '
@@ -539,32 +545,34 @@ def render_html(episodes: Sequence[Episode], summary: dict[str, Any], scan_summa
     if not indexed:
         charts = ['<p class="muted">No reconnect episodes.</p>']
     inc_rows = "".join(
-        f'<tr><td><button type="button" class="toggle" data-zoom="{_e(inc["id"])}" '
-        f'data-start="{_e(inc["start"])}" data-spread="{inc["spread_s"]}">{_e(inc["id"])}</button></td>'
-        f'<td class=nowrap>{_e(_short(inc["start"]))}</td><td class=num>{len(inc["keys"])}</td>'
-        f'<td class=num>{_secs(inc["spread_s"])}</td><td class="verdict {_e(inc["verdict"])}">'
-        f'{_e(inc["verdict"])}</td><td>{_e(", ".join(inc["keys"]))}</td></tr>' for inc in incidents)
+        f'<tr><td><button type="button" class="toggle" data-zoom="{_e(inc.id)}" '
+        f'data-start="{_e(inc.start.isoformat())}" data-spread="{round(inc.spread_s, 3)}">{_e(inc.id)}'
+        f'</button></td><td class=nowrap>{_e(_short(inc.start.isoformat()))}</td>'
+        f'<td class=num>{len(inc.keys)}</td><td class=num>{_secs(round(inc.spread_s, 3))}</td>'
+        f'<td class="verdict {_e(inc.verdict)}">{_e(inc.verdict)}</td><td>{_e(", ".join(inc.keys))}</td></tr>'
+        for inc in incidents)
     incident_html = (f'<table class="small" id="incidents"><thead><tr><th>incident</th><th>start</th>'
                      f"<th>jobs</th><th>within</th><th>worst</th><th>jobs hit</th></tr></thead>"
                      f"<tbody>{inc_rows}</tbody></table>" if incidents else
                      '<p class="muted">No incident: no two jobs of one log dropped together.</p>')
-    headline = summary.get("headline") or ""
+    headline = summary.headline
 
     verdict_cards = "".join(f'<div class="card v-{_e(v)}"><b>{n}</b>{_e(v)}</div>'
-                            for v, n in summary["verdicts"].items())
-    sil = summary["silence_s"]
+                            for v, n in summary.verdicts.items())
+    sil = summary.silence
     legend = "".join(f'<span><i style="background:{c}"></i>{v}</span>' for v, c in COLORS.items())
     filters = "".join(f'<label><input type="checkbox" checked data-verdict-filter="{_e(v)}"> {_e(v)}</label>'
-                      for v in summary["verdicts"])
+                      for v in summary.verdicts)
     head_cells = "".join(f'<th data-col="{c}"{" class=num" if num else ""}>{_e(label)}</th>'
                          for c, label, num in _TABLE_COLS) + "<th>evidence</th>"
-    span = f"{_short(summary['first'])} … {_short(summary['last'])}" if summary["first"] else "no log times"
+    span = f"{_short(summary.first)} … {_short(summary.last)}" if summary.first and summary.last \
+        else "no log times"
     notes = "".join(f"<li>{_e(n)}</li>"
-                    for n in [*(scan_summary.get("notes", []) or []), *sdk_lines(scan_summary)])
-    if summary["worst_jobs"] or not summary["worst_keys"]:
-        worst_first = f"<h3>Worst jobs</h3>{_worst_table(summary['worst_jobs'], 'job')}"
+                    for n in [*scan_summary.notes, *sdk_lines(scan_summary)])
+    if summary.worst_jobs or not summary.worst_keys:
+        worst_first = f"<h3>Worst jobs</h3>{_worst_table(summary.worst_jobs, 'job')}"
     else:  # logs without job ids: rank the streams (pid, service, file) instead
-        worst_first = f"<h3>Worst streams</h3>{_worst_table(summary['worst_keys'], 'key')}"
+        worst_first = f"<h3>Worst streams</h3>{_worst_table(summary.worst_keys, 'key')}"
     generated = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     src = ", ".join(sources[:3]) + (f" and {len(sources) - 3} more" if len(sources) > 3 else "")
 
@@ -580,9 +588,9 @@ def render_html(episodes: Sequence[Episode], summary: dict[str, Any], scan_summa
 <body>
 <h1>{_e(title)}</h1>
 <p class="headline" id="headline">{_e(headline)}</p>
-<div class="cards"><div class="card"><b>{summary["episodes"]}</b>episodes</div>{verdict_cards}
+<div class="cards"><div class="card"><b>{summary.episodes}</b>episodes</div>{verdict_cards}
 <div class="card"><b>{len(incidents)}</b>incidents</div></div>
-<p class="muted small">log time {_e(span)} · {scan_summary.get("lines", "?")} lines of {_e(src)} ·
+<p class="muted small">log time {_e(span)} · {scan_summary.lines} lines of {_e(src)} ·
 generated {generated}</p>
 <noscript><p>The episode table needs JavaScript; the summary and timelines below do not.</p></noscript>
 <h2>Incidents</h2>
@@ -590,16 +598,16 @@ generated {generated}</p>
 other: one network blip or server migration. Click one to zoom the timeline to it.</p>
 {incident_html}
 <h2>Summary</h2>
-<div class="cards"><div class="card"><b>{_secs(sil["p50"])}</b>silence p50</div>
-<div class="card"><b>{_secs(sil["p95"])}</b>silence p95</div>
-<div class="card"><b>{_secs(sil["max"])}</b>silence max</div></div>
+<div class="cards"><div class="card"><b>{_secs(sil.p50)}</b>silence p50</div>
+<div class="card"><b>{_secs(sil.p95)}</b>silence p95</div>
+<div class="card"><b>{_secs(sil.max)}</b>silence max</div></div>
 <p class="muted">Silence = the longest stretch of log time inside an episode with no progress line.
 "Not recovered" counts stalled, unresolved, disconnected and ghost episodes.</p>
 {f"<ul class=muted>{notes}</ul>" if notes else ""}
 <div class="cols"><div>{worst_first}</div>
-<div><h3>Worst rooms</h3>{_worst_table(summary["worst_rooms"], "room")}</div></div>
+<div><h3>Worst rooms</h3>{_worst_table(summary.worst_rooms, "room")}</div></div>
 <h3>Episodes not recovered, by hour of day (UTC, log time)</h3>
-{_hist_svg(summary["not_recovered_by_hour_utc"])}
+{_hist_svg(summary.not_recovered_by_hour_utc)}
 <h2>Timeline: every job on one time axis</h2>
 <p class="legend muted">{legend} Bar = the episode's longest silence, starting at the episode's start; label =
 outcome; shaded band = incident. Hover for details, click a bar to jump to its row.</p>
