@@ -235,10 +235,12 @@ class Watcher:
     def _count(self, event: str, ep: Episode) -> None:
         if self.options.select is None or event not in ("closed", "ghost"):
             return
-        if event == "ghost" and ep.id in self._counted:      # a closed episode turned out a ghost room
-            self._verdicts[self._counted[ep.id]] -= 1
-        elif event == "ghost" or not self.selected(ep):
-            self._left_out += event == "closed"
+        if event == "ghost":
+            if ep.id not in self._counted:   # still open: it is counted when it closes
+                return
+            self._verdicts[self._counted[ep.id]] -= 1      # a closed episode turned out a ghost room
+        elif not self.selected(ep):
+            self._left_out += 1
             return
         self._verdicts[ep.verdict] += 1
         self._counted[ep.id] = ep.verdict
