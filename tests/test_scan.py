@@ -233,3 +233,20 @@ def test_big_log_finds_every_planted_stall(tmp_path: Path) -> None:
     assert planted > 5
     assert result.summary.count(Verdict.STALLED) == planted
     assert result.summary.lines == len(path.read_text().splitlines())
+
+
+def test_json_output_has_one_episode_per_line(tmp_path) -> None:
+    """`--format json` stays one JSON document, laid out so grep and diff see one episode per line."""
+    import json as _json
+
+    from conftest import REPO, run_lkwedge
+
+    proc = run_lkwedge("scan", "--format", "json", str(REPO / "samples" / "agents_json_seed_stall.log"),
+                       str(REPO / "samples" / "docker_compose.log"))
+    data = _json.loads(proc.stdout)
+    lines = proc.stdout.splitlines()
+    start = lines.index('  "episodes": [')
+    episode_lines = lines[start + 1:lines.index("  ]", start)]
+    assert len(episode_lines) == len(data["episodes"]) >= 2
+    assert [_json.loads(line.rstrip(","))["id"] for line in episode_lines] == [e["id"] for e in data["episodes"]]
+    assert lines[0] == "{" and lines[-1] == "}" and '  "summary": {' in lines

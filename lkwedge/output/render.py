@@ -49,8 +49,23 @@ def write_json(result: ScanResult, out: TextIO, incidents: list[Incident] | None
     if incidents is not None:
         payload["incidents"] = [inc.to_dict() for inc in incidents]
     payload["summary"] = result.summary.to_dict()
-    # one dumps and one write: json.dump with indent writes piece by piece (10x slower on many episodes)
-    out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    out.write(json_document(payload))
+
+
+def json_document(payload: dict[str, object]) -> str:
+    """A JSON object laid out for people and for grep: each top-level list one item per line, anything
+    else indented. Items are encoded compactly on purpose: the standard library's C encoder does not
+    indent, and the indenting Python encoder took 0.17 s for 449 episodes (most of a scan's output)."""
+    parts = []
+    for key, value in payload.items():
+        name = json.dumps(key, ensure_ascii=False)
+        if isinstance(value, list) and value:
+            items = ",\n    ".join(json.dumps(item, ensure_ascii=False) for item in value)
+            parts.append(f"  {name}: [\n    {items}\n  ]")
+        else:
+            nested = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+            parts.append(f"  {name}: {nested}")
+    return "{\n" + ",\n".join(parts) + "\n}\n" if parts else "{}\n"
 
 
 def write_jsonl(result: ScanResult, out: TextIO, incidents: list[Incident] | None = None) -> None:
