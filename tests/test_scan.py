@@ -246,7 +246,9 @@ def test_json_output_has_one_episode_per_line(tmp_path) -> None:
     data = _json.loads(proc.stdout)
     lines = proc.stdout.splitlines()
     start = lines.index('  "episodes": [')
-    episode_lines = lines[start + 1:lines.index("  ]", start)]
+    stop = next(i for i in range(start, len(lines)) if lines[i].startswith("  ]"))
+    episode_lines = lines[start + 1:stop]
     assert len(episode_lines) == len(data["episodes"]) >= 2
-    assert [_json.loads(line.rstrip(","))["id"] for line in episode_lines] == [e["id"] for e in data["episodes"]]
+    ids = [_json.loads(line.rstrip(","))["id"] for line in episode_lines]
+    assert ids == [e["id"] for e in data["episodes"]]
     assert lines[0] == "{" and lines[-1] == "}" and '  "summary": {' in lines
