@@ -7,26 +7,11 @@ import json
 import time
 from pathlib import Path
 
-import pytest
 import test_watch as tw
 from conftest import REPO, run_lkwedge
+from test_watch import watches  # noqa: F401 - test_watch's fixture (kills the watches it started)
 
 TWO_JOBS = REPO / "samples" / "agents_json_two_jobs.log"   # AJ_Xq3kW9vTn2Lp stalls, AJ_Rt7mB2yHc5Ue recovers
-
-
-@pytest.fixture
-def watches():
-    started: list[tw.Watch] = []
-
-    def start(*args: str, **kw) -> tw.Watch:
-        started.append(tw.Watch(*args, **kw))
-        return started[-1]
-
-    yield start
-    for w in started:
-        if w.proc.poll() is None:
-            w.proc.kill()
-            w.proc.wait(5)
 
 
 def _wedge(job: str, room: str | None = None) -> list[str]:
@@ -37,7 +22,7 @@ def _wedge(job: str, room: str | None = None) -> list[str]:
     return [json.dumps({**json.loads(line), "room": room}) for line in lines]
 
 
-def test_job_on_a_followed_file_alerts_only_for_that_job(tmp_path: Path, watches) -> None:
+def test_job_on_a_followed_file_alerts_only_for_that_job(tmp_path: Path, watches) -> None:  # noqa: F811
     log = tmp_path / "agent.log"
     log.write_text(tw.agents("worker started", "AJ_A") + "\n")
     w = watches("--window", "2s", "--jsonl", "-", "--job", "AJ_A", str(log))
@@ -52,7 +37,7 @@ def test_job_on_a_followed_file_alerts_only_for_that_job(tmp_path: Path, watches
     assert "0 episodes in 5 lines (1 file): 0 stalled" in summary and "1 still open" in summary
 
 
-def test_room_on_a_pipe_selects_by_room_and_exits_0_when_the_selected_room_is_fine(watches) -> None:
+def test_room_on_a_pipe_selects_by_room_and_exits_0_when_the_selected_room_is_fine(watches) -> None:  # noqa: F811
     w = watches("--window", "2s", "--room", "room-quiet")
     w.write(*_wedge("AJ_A", "room-busy"), tw.agents("STT metrics", "AJ_Q"))
     time.sleep(3.0)                                      # more than the window: AJ_A is stalled
@@ -68,7 +53,7 @@ def test_room_on_a_pipe_selects_by_room_and_exits_0_when_the_selected_room_is_fi
     assert "<stdin>:3" not in w.stdout + w.stderr      # AJ_B's episode is neither alerted nor listed
 
 
-def test_evict_only_the_selected_job(watches) -> None:
+def test_evict_only_the_selected_job(watches) -> None:  # noqa: F811
     from lkwedge.testing import FakeRoomService
 
     secret = "a-long-enough-test-secret-0123456789"
