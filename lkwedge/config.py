@@ -18,9 +18,10 @@ from __future__ import annotations
 import datetime as dt
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from lkwedge.durations import parse_duration
 from lkwedge.errors import InputError
@@ -29,12 +30,11 @@ CONFIG_NAME = "lkwedge.toml"
 FAIL_ON_CHOICES = ("unresolved", "stalled", "disconnected", "ghost")
 
 
-@dataclass
-class Config:
+class Config(msgspec.Struct):
     """Settings read from a file: only the keys the file sets are present in ``values``."""
 
     path: Path | None = None
-    values: dict[str, Any] = field(default_factory=dict)
+    values: dict[str, Any] = {}
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.values.get(key, default)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
+from lkwedge import lazyre
 
 #: C0 controls (ESC, CR, LF, TAB, NUL ...), DEL, C1 controls and the Unicode line/paragraph separators
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+CONTROL = lazyre.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def printable(text: object, limit: int | None = None) -> str:

@@ -7,11 +7,11 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import click
+import msgspec
 
 from lkwedge.detect.engine import ScanOptions, ScanResult
 from lkwedge.detect.episodes import Episode
@@ -215,8 +215,7 @@ def filter_options(command: F) -> F:
     return command
 
 
-@dataclass(frozen=True)
-class EpisodeFilter:
+class EpisodeFilter(msgspec.Struct, frozen=True):
     verdicts: tuple[str, ...] = ()
     jobs: tuple[str, ...] = ()
     rooms: tuple[str, ...] = ()
@@ -251,8 +250,9 @@ class EpisodeFilter:
             return result
         kept = [ep for ep in result.episodes if self.keep(ep)]
         counts = Counter(ep.verdict for ep in kept)
-        summary = replace(result.summary, verdicts={v: counts[v] for v in result.summary.verdicts},
-                          filtered_out=len(result.episodes) - len(kept))
+        summary = msgspec.structs.replace(
+            result.summary, verdicts={v: counts[v] for v in result.summary.verdicts},
+            filtered_out=len(result.episodes) - len(kept))
         return ScanResult(kept, summary)
 
 

@@ -12,6 +12,8 @@ import re
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from lkwedge import lazyre
+
 if TYPE_CHECKING:
     import pyparsing as pp
 
@@ -128,9 +130,9 @@ _ERROR_CLASSES = (
     ("Connection closed normally", "server_closed_socket"), ("TLS error", "tls_error"),
     ("HTTP error", "http_error"), ("client error: 401", "unauthorized"), ("client error: 403", "forbidden"),
 )
-_OS_CODE = re.compile(r"os error (\d+)")
-_CLOSE_CAUSE = re.compile(r'^signal client closed: "(.*)"$')
-_SERVER_LEAVE = re.compile(r"reason=(\w+), action=(\w+)")
+_OS_CODE = lazyre.compile(r"os error (\d+)")
+_CLOSE_CAUSE = lazyre.compile(r'^signal client closed: "(.*)"$')
+_SERVER_LEAVE = lazyre.compile(r"reason=(\w+), action=(\w+)")
 
 
 def classify_error(text: str) -> dict[str, object]:
@@ -153,10 +155,10 @@ def ends_connection(facts: dict[str, object]) -> bool:
     return facts.get("can_reconnect") is False or facts.get("leave_action") == "Disconnect"
 
 
-# The usual session-close payload: a string (no tab; no escape but \") and two bare names. It gives
-# what the grammar gives (tests/test_debug_values.py checks both on generated payloads) without paying
-# for pyparsing on every close line; anything else goes to the grammar.
-_PLAIN_CLOSE = re.compile(r'"((?:[^"\\\t]|\\")*)" ([A-Za-z_]\w*) ([A-Za-z_]\w*)')  # pyparsing expands tabs
+# The usual session-close payload: a string (no tab, which pyparsing expands; no escape but \") and two
+# bare names. It gives what the grammar gives (tests/test_debug_values.py checks both on generated
+# payloads) without paying for pyparsing on every close line; anything else goes to the grammar.
+_PLAIN_CLOSE = lazyre.compile(r'"((?:[^"\\\t]|\\")*)" ([A-Za-z_]\w*) ([A-Za-z_]\w*)')
 _BOOLEAN_NAMES = frozenset({"true", "false"})
 
 

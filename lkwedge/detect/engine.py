@@ -20,17 +20,17 @@ the wall clock (`advance_clock`); that proof is recorded on the episode and stay
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import itertools
 import operator
-import re
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import BinaryIO
 
+import msgspec
+
+from lkwedge import lazyre
 from lkwedge.detect import split as split_file
 from lkwedge.detect.episodes import Episode, EpisodeBook, Hit, Listener
 from lkwedge.detect.ghost import DEFAULT_GHOST_WINDOW
@@ -54,6 +54,7 @@ from lkwedge.read.framing import (
     DEFAULT_MAX_LINE,
     TOO_LONG,
     LineFramer,
+    is_gzip_file,
     open_binary,
     read_chunks,
     read_some,
@@ -70,19 +71,17 @@ DUP_LINES = 3  # a record printed twice (plain + JSON copy) has its copies at mo
 MAX_JOB_ROOMS = 4096  # rooms remembered per stream for jobs not yet ended (bounds a watcher running for days)
 
 
-@dataclass
-class ScanOptions:
+class ScanOptions(msgspec.Struct):
     window: float = 20.0
     date: dt.date | None = None
-    extra_patterns: list[Path] = field(default_factory=list)
+    extra_patterns: list[Path] = []
     tz: dt.tzinfo = UTC
     max_jump: float = DEFAULT_MAX_JUMP
     max_line: int = DEFAULT_MAX_LINE
     ghost_window: float = DEFAULT_GHOST_WINDOW
 
 
-@dataclass
-class ScanResult:
+class ScanResult(msgspec.Struct):
     episodes: list[Episode]
     summary: Summary
 
@@ -94,8 +93,7 @@ class Reading(Enum):
     NEWEST_FIRST = "newest first"
 
 
-@dataclass(slots=True)
-class _BareHit:
+class _BareHit(msgspec.Struct):
     """A hit without job or pid, held a few lines in case it is the plain copy of a JSON record."""
 
     hit: Hit
@@ -149,8 +147,7 @@ class Stream:
                            self.read_error)
 
 
-@dataclass
-class StreamStats:
+class StreamStats(msgspec.Struct):
     """What one input contributes to the summary (picklable: `scan --jobs` sends it between processes)."""
 
     name: str
@@ -164,7 +161,7 @@ class StreamStats:
     duplicates: int
     notes: list[str]
     recognised: bool
-    sdk: dict[str, dict[str, object] | None] = field(default_factory=dict)  # input -> its SDK guess
+    sdk: dict[str, dict[str, object] | None] = {}  # input -> its SDK guess
     read_error: str | None = None  # why reading stopped before the end of the input
 
 
@@ -550,7 +547,7 @@ def read_input(detector: Detector, stream: Stream, source: Input,
                         return
                     if split and stream.reading is Reading.PER_LINE:
                         split = False  # one try
-                        gzipped = isinstance(raw, gzip.GzipFile)
+                        gzipped = is_gzip_file(raw)
                         if split_file.possible(source.path, gzipped, position, source.size):
                             child = split_file.fork(
                                 source.path, position, source.size,  # type: ignore[arg-type]
@@ -593,7 +590,7 @@ class _UpToDamage:
 
     def __init__(self, binary: BinaryIO) -> None:
         self._binary = binary
-        self._gzip = isinstance(binary, gzip.GzipFile)
+        self._gzip = is_gzip_file(binary)
         self._error: Exception | None = None
 
     def read(self, size: int = -1) -> bytes:
@@ -651,7 +648,7 @@ def _tell(binary: object) -> int:
         return 0
 
 
-_KEYED_JSON = re.compile(r'^\s*\{.*\\?"(?:job_id|pid)\\?": ?\S')
+_KEYED_JSON = lazyre.compile(r'^\s*\{.*\\?"(?:job_id|pid)\\?": ?\S')
 
 
 def _twins(a: Hit, a_message: str, b: Hit, b_message: str) -> bool:

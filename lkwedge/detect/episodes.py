@@ -13,9 +13,10 @@ import heapq
 import itertools
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
+
+import msgspec
 
 from lkwedge.detect import ghost
 from lkwedge.detect.patterns import Match
@@ -25,8 +26,7 @@ VERDICTS = ("recovered", "disconnected", "stalled", "unresolved", "ghost")
 MAX_EVIDENCE_TEXT = 600
 
 
-@dataclass(slots=True)
-class Evidence:
+class Evidence(msgspec.Struct):
     line: int
     time: datetime | None
     role: str
@@ -42,8 +42,7 @@ class Evidence:
         return found
 
 
-@dataclass(slots=True)
-class Episode:
+class Episode(msgspec.Struct):
     id: str
     file: str
     line: int
@@ -58,7 +57,7 @@ class Episode:
     attempts: int = 0
     outcome: str | None = None
     verdict: Verdict | Literal["open"] = "open"  # "open" until the episode ends
-    evidence: list[Evidence] = field(default_factory=list)
+    evidence: list[Evidence] = []
     log_left_s: float | None = None
     note: str = ""
     # state while open
@@ -66,7 +65,7 @@ class Episode:
     stalled: bool = False
     first_resume_attempt: int | None = None
     closed_by: str | None = None
-    remarks: list[str] = field(default_factory=list)  # facts for the note (ambiguous key, clock jump...)
+    remarks: list[str] = []  # facts for the note (ambiguous key, clock jump...)
     proved_silence_s: float | None = None  # silence proved live (wall clock), kept whatever comes later
     proof: str | None = None  # how a live stall was proved
     # ghost rooms, SDK fingerprint and advice (lkwedge.detect.ghost, fingerprint, advice)
@@ -111,8 +110,7 @@ def _gap(earlier: datetime | None, later: datetime | None) -> float | None:
     return max(0.0, (later - earlier).total_seconds())
 
 
-@dataclass(slots=True)
-class Hit:
+class Hit(msgspec.Struct):
     """A pattern match on one record, with where it came from."""
 
     match: Match

@@ -14,10 +14,12 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+import msgspec
+
+from lkwedge import lazyre
 from lkwedge.detect.patterns import builtin_pack_dir
 from lkwedge.errors import InputError
 
@@ -33,8 +35,8 @@ PATTERN_COLUMN = {
 }
 COLUMNS = tuple(dict.fromkeys(PATTERN_COLUMN.values()))
 # "livekit::rtc_engine:474:livekit::rtc_engine - " (Rich may cut the module path: "livekit::r…")
-_FORWARDED_LINE = re.compile(r"\b(livekit[\w:]*):(\d{2,5}):[\w:…]* - ")
-_FFI_INIT = re.compile(r"initializing ffi server v(\d+(?:\.\d+)+)")
+_FORWARDED_LINE = lazyre.compile(r"\b(livekit[\w:]*):(\d{2,5}):[\w:…]* - ")
+_FFI_INIT = lazyre.compile(r"initializing ffi server v(\d+(?:\.\d+)+)")
 #: the first release where the engine always emits Disconnected after giving up (rust-sdks #1096)
 MESSAGES_REMEMBERED = 10_000  # per stream; past it, new messages are read every time (same result)
 FFI_DISCONNECT_FIX: Version = (0, 12, 59)
@@ -69,23 +71,20 @@ def show_range(low: Version, high: Version) -> str:
     return show(low) if low == high else f"{show(low)}-{show(high)}"
 
 
-@dataclass(frozen=True, slots=True)
-class Band:
+class Band(msgspec.Struct, frozen=True):
     rtc: tuple[Version, Version]
     ffi: tuple[Version, Version]
     lines: dict[str, frozenset[int]]
 
 
-@dataclass(frozen=True, slots=True)
-class VocabRule:
+class VocabRule(msgspec.Struct, frozen=True):
     regex: re.Pattern[str]
     ffi: tuple[Version, Version] | None
     note: str
     rtc: tuple[Version, Version] | None = None  # rows of patterns/fingerprints/*.toml speak in rtc versions
 
 
-@dataclass(frozen=True, slots=True)
-class LineRule:
+class LineRule(msgspec.Struct, frozen=True):
     """A forwarded ``target:LINE`` whose message starts with ``message``, seen only in ``rtc``."""
 
     target: str
@@ -94,8 +93,7 @@ class LineRule:
     rtc: tuple[Version, Version]
 
 
-@dataclass(frozen=True, slots=True)
-class Table:
+class Table(msgspec.Struct, frozen=True):
     bands: tuple[Band, ...]
     vocab: tuple[VocabRule, ...]
     line_rules: tuple[LineRule, ...] = ()
@@ -110,7 +108,7 @@ COLUMN_MESSAGES = {
     "RtcEngine successfully recovered": "recovered", "isconnected from room": "room_disconnected",
     "pc state failed": "pc_failed",
 }
-_LOOSE_VERSION = re.compile(r"(>=)?\s*(\d+(?:\.\d+)*)(\.x)?")
+_LOOSE_VERSION = lazyre.compile(r"(>=)?\s*(\d+(?:\.\d+)*)(\.x)?")
 
 
 def loose_range(text: str) -> tuple[Version, Version]:
@@ -154,7 +152,8 @@ def _load_band_file(path: Path, data: dict[str, object]) -> Table:
         elif kind == "target":
             targets.append((str(row["target"]), versions))
         elif kind == "message":
-            vocab.append(VocabRule(re.compile(str(row["regex"])), None, str(row.get("means", "")), versions))
+            regex = lazyre.compile(str(row["regex"]))
+            vocab.append(VocabRule(regex, None, str(row.get("means", "")), versions))
     bands = (Band(rtc, ffi, {c: frozenset(v) for c, v in lines.items()}),)
     return Table(bands, tuple(vocab), tuple(line_rules), tuple(targets))
 
@@ -203,7 +202,8 @@ def load_table(paths: Iterable[Path]) -> Table:
                 raise InputError(f"{where}: {exc}") from None
         for i, row in enumerate(data.get("vocab", [])):
             try:
-                rule = VocabRule(re.compile(row["regex"]), parse_range(row["ffi"]), str(row.get("note", "")))
+                regex = lazyre.compile(row["regex"])
+                rule = VocabRule(regex, parse_range(row["ffi"]), str(row.get("note", "")))
                 vocab.append(rule)
             except (KeyError, re.error) as exc:
                 raise InputError(f"{path.name} vocab {i + 1}: {exc}") from None
@@ -221,14 +221,13 @@ def builtin_table() -> Table:
     return load_table(builtin_table_files())
 
 
-@dataclass(slots=True)
-class SdkGuess:
+class SdkGuess(msgspec.Struct):
     """What the evidence so far says; ``None`` bounds mean "no evidence"."""
 
     rtc: tuple[Version, Version] | None
     ffi: tuple[Version, Version] | None
     basis: list[str]
-    conflicts: list[str] = field(default_factory=list)
+    conflicts: list[str] = []
 
     @property
     def known(self) -> bool:

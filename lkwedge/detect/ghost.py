@@ -20,9 +20,10 @@ when the version proves the give-up bug, or when a full restart or a supporting 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from lkwedge.detect import advice
 from lkwedge.detect.debug_values import ends_connection, facts_for
@@ -46,13 +47,12 @@ def facts(hit: Hit) -> dict[str, object] | None:
     return facts_for(hit.match.pattern.id, hit.message) or None
 
 
-@dataclass(slots=True)
-class Watch:
+class Watch(msgspec.Struct):
     episode: Episode
     since: datetime
     claim: str  # what claimed success: "recovered" | "JoinResponse after a restart"
     line: int
-    support: list[int] = field(default_factory=list)
+    support: list[int] = []
 
 
 class GhostTracker:

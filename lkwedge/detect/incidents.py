@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+
+import msgspec
 
 from lkwedge.detect.episodes import Episode
 from lkwedge.verdicts import severity
@@ -20,13 +21,12 @@ DEFAULT_GAP = 2.0
 
 
 
-@dataclass
-class Incident:
+class Incident(msgspec.Struct):
     id: str                             # "I1", "I2"... in order of first start
     file: str
     start: dt.datetime
     end: dt.datetime                    # the last episode's start
-    episodes: list[Episode] = field(default_factory=list)
+    episodes: list[Episode] = []
 
     @property
     def keys(self) -> list[str]:

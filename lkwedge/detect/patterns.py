@@ -23,16 +23,17 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
+from lkwedge import lazyre
 from lkwedge.errors import InputError
 
 ROLES = ("trigger", "attempt", "progress", "success", "activity", "teardown", "meta", "evidence")
 
 
-@dataclass(frozen=True, slots=True)
-class Pattern:
+class Pattern(msgspec.Struct, frozen=True):
     id: str
     pack: str
     role: str
@@ -46,8 +47,7 @@ class Pattern:
     evidence: str = ""  # "ghost": a supporting line for the ghost-room verdict (lkwedge.detect.ghost)
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+class Match(msgspec.Struct, frozen=True):
     pattern: Pattern
     groups: dict[str, str]
 
@@ -64,7 +64,9 @@ def builtin_pack_files() -> list[Path]:
     return sorted(p for p in builtin_pack_dir().glob("*.toml") if not p.name.startswith("fingerprints"))
 
 
-def load_pack(path: Path) -> list[Pattern]:
+def load_pack(path: Path, checked: bool = True) -> list[Pattern]:
+    """The patterns of one pack file. ``checked=False`` (the shipped packs, which the tests check)
+    leaves each regex to be compiled on first use, which saves most of the packs' start-up cost."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -75,10 +77,10 @@ def load_pack(path: Path) -> list[Pattern]:
     entries = data.get("patterns")
     if not isinstance(entries, list) or not entries:
         raise InputError(f"pattern pack {path} has no [[patterns]] entries")
-    return [_pattern_from(entry, pack, path) for entry in entries]
+    return [_pattern_from(entry, pack, path, checked) for entry in entries]
 
 
-def _pattern_from(entry: object, pack: str, path: Path) -> Pattern:
+def _pattern_from(entry: object, pack: str, path: Path, checked: bool) -> Pattern:
     if not isinstance(entry, dict):
         raise InputError(f"pattern pack {path}: each [[patterns]] entry must be a table")
     pid = entry.get("id")
@@ -92,12 +94,14 @@ def _pattern_from(entry: object, pack: str, path: Path) -> Pattern:
     if '"' in literal or "\\" in literal:
         # JSON log lines escape these characters, so such a literal would never be found in the raw line
         raise InputError(f"{where}: literal must not contain quotes or backslashes")
-    try:
-        regex = re.compile(entry["regex"])
-    except re.error as exc:
-        raise InputError(f"{where}: bad regex: {exc}") from None
-    if entry["role"] == "attempt" and "n" not in regex.groupindex:
-        raise InputError(f"{where}: attempt patterns need a (?P<n>...) group")
+    regex = lazyre.compile(entry["regex"])
+    if checked:
+        try:
+            groups = regex.groupindex
+        except re.error as exc:
+            raise InputError(f"{where}: bad regex: {exc}") from None
+        if entry["role"] == "attempt" and "n" not in groups:
+            raise InputError(f"{where}: attempt patterns need a (?P<n>...) group")
     levels = entry.get("levels")
     return Pattern(
         id=pid, pack=pack, role=entry["role"], literal=literal, regex=regex,
@@ -127,7 +131,7 @@ class PatternSet:
         for path in extra:
             patterns.extend(load_pack(Path(path)))
         for path in builtin_pack_files():
-            patterns.extend(load_pack(path))
+            patterns.extend(load_pack(path, checked=False))
         return cls(patterns)
 
     def is_candidate(self, text: str) -> bool:

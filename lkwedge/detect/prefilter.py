@@ -13,11 +13,10 @@ candidate lines are ever decoded.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 import ahocorasick_rs
+import msgspec
 
+from lkwedge import lazyre
 from lkwedge.detect.patterns import PatternSet
 from lkwedge.read.formats import unparsed_reason
 from lkwedge.read.framing import TOO_LONG
@@ -33,14 +32,14 @@ _KNOWN_START = (rb"[\[{0-9 \t\r\x1b\n]"
                 rb"|(?:DEFAULT|DEBUG|INFO|NOTICE|WARNING|ERROR|CRITICAL|ALERT|EMERGENCY) \d{4}-"
                 rb"|(?:CRITICAL|ERROR|WARNING|INFO|DEBUG):[\w.]+:")
 # "\n" first, so the regex engine jumps from newline to newline instead of trying every position
-_ODD_AFTER_NEWLINE = re.compile(rb"\n(?!" + _KNOWN_START + rb")")
-_KNOWN_AT_START = re.compile(_KNOWN_START)
+_ODD_AFTER_NEWLINE = lazyre.compile_bytes(rb"\n(?!" + _KNOWN_START + rb")")
+_KNOWN_AT_START = lazyre.compile_bytes(_KNOWN_START)
 #: bytes that start a known shape on their own (the first alternative of _KNOWN_START)
 _KNOWN_FIRST_BYTES = frozenset(b"[{0123456789 \t\r\x1b\n")
 #: a sample with more lines than this share starting with another byte (letter-first wrappers) is read
 #: with the regex: the automaton would report nearly every line
 ODD_SHARE_FOR_REGEX = 0.02
-_JOB_ID = re.compile(rb'"job_id": ?"([^"\\]*)"')
+_JOB_ID = lazyre.compile_bytes(rb'"job_id": ?"([^"\\]*)"')
 
 
 class Prefilter:
@@ -103,8 +102,7 @@ def job_id(line: bytes) -> str | None:
     return m.group(1).decode("utf-8", "replace") if m else None
 
 
-@dataclass(slots=True)
-class BlockFacts:
+class BlockFacts(msgspec.Struct):
     """What a run of whole lines of one-record-per-line input holds, found without any stream state."""
 
     lines: int

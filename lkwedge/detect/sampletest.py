@@ -15,9 +15,10 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from lkwedge.detect.patterns import Pattern, PatternSet
 from lkwedge.errors import InputError
@@ -26,19 +27,17 @@ from lkwedge.read.formats import Record, parse_line
 MARK = "# failJSON:"
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
+class Sample(msgspec.Struct, frozen=True):
     file: Path
     line: int  # 1-based line of the log line (the failJSON line is the one above)
     expect: dict[str, Any]
     text: str
 
 
-@dataclass(slots=True)
-class SampleResult:
+class SampleResult(msgspec.Struct):
     sample: Sample
     matched: list[str]
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = []
 
     @property
     def ok(self) -> bool:
@@ -154,17 +153,16 @@ TIME_TEMPLATES: tuple[tuple[str, re.Pattern[str]], ...] = (
 EXAMPLES = 5
 
 
-@dataclass(slots=True)
-class LogStats:
+class LogStats(msgspec.Struct):
     name: str
     lines: int = 0
     unparsed: int = 0
-    hits: dict[str, int] = field(default_factory=dict)  # pattern id -> lines it (first) matched
-    overlaps: dict[str, int] = field(default_factory=dict)  # "a+b" -> lines several patterns matched
-    time_templates: dict[str, int] = field(default_factory=dict)
-    near_misses: list[tuple[int, list[str], str]] = field(default_factory=list)  # line, literal owners, text
+    hits: dict[str, int] = {}  # pattern id -> lines it (first) matched
+    overlaps: dict[str, int] = {}  # "a+b" -> lines several patterns matched
+    time_templates: dict[str, int] = {}
+    near_misses: list[tuple[int, list[str], str]] = []  # line, literal owners, text
     near_miss_count: int = 0
-    unparsed_examples: list[tuple[int, str]] = field(default_factory=list)
+    unparsed_examples: list[tuple[int, str]] = []
 
     def to_dict(self) -> dict[str, object]:
         return {"log": self.name, "lines": self.lines, "unparsed": self.unparsed, "hits": self.hits,

@@ -7,7 +7,7 @@ counted into it, and the outputs read its fields. `Summary.to_dict()` is the one
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import msgspec
 
 from lkwedge.verdicts import Verdict
 
@@ -16,8 +16,7 @@ SUMMARY_VERDICTS = (Verdict.RECOVERED, Verdict.DISCONNECTED, Verdict.STALLED, Ve
                     Verdict.GHOST)
 
 
-@dataclass(frozen=True, slots=True)
-class ReadError:
+class ReadError(msgspec.Struct, frozen=True):
     """An input that failed part-way: its lines up to ``lines`` were analysed."""
 
     file: str
@@ -28,22 +27,21 @@ class ReadError:
         return {"file": self.file, "lines": self.lines, "error": self.error}
 
 
-@dataclass(slots=True)
-class Summary:
+class Summary(msgspec.Struct):
     files: int = 0
     lines: int = 0
-    unparsed_reasons: dict[str, int] = field(default_factory=dict)
-    verdicts: dict[Verdict, int] = field(default_factory=lambda: dict.fromkeys(SUMMARY_VERDICTS, 0))
+    unparsed_reasons: dict[str, int] = {}
+    verdicts: dict[Verdict, int] = msgspec.field(default_factory=lambda: dict.fromkeys(SUMMARY_VERDICTS, 0))
     open: int = 0                 # episodes still open (watch)
     window_s: float = 20.0
     out_of_order: int = 0
     clock_jumps: int = 0
     bad_times: int = 0
     duplicates: int = 0
-    unrecognised_inputs: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    sdk: dict[str, dict[str, object] | None] = field(default_factory=dict)   # input -> its SDK guess
-    read_errors: list[ReadError] = field(default_factory=list)
+    unrecognised_inputs: list[str] = []
+    notes: list[str] = []
+    sdk: dict[str, dict[str, object] | None] = {}   # input -> its SDK guess
+    read_errors: list[ReadError] = []
     filtered_out: int | None = None   # episodes a filter left out (None: no filter)
     incidents: int | None = None      # incidents among the episodes (None: not looked for)
 

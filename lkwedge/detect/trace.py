@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+
+import msgspec
 
 from lkwedge.detect.debug_values import facts_for
 from lkwedge.detect.engine import Detector, Reading, ScanOptions, Stream
@@ -20,8 +21,7 @@ from lkwedge.detect.sampletest import time_template
 from lkwedge.read.formats import Record
 
 
-@dataclass(slots=True)
-class LineTrace:
+class LineTrace(msgspec.Struct):
     file: str
     line: int  # the line asked about
     text: str  # that physical line
@@ -33,7 +33,7 @@ class LineTrace:
     time_template: str = ""
     key: str | None = None
     match: Match | None = None
-    facts: dict[str, object] = field(default_factory=dict)
+    facts: dict[str, object] = {}
     candidate: bool = False  # holds a pattern literal (scan looks at it)
     episode: Episode | None = None
     open_episode: Episode | None = None  # the key's episode open when the line was read

@@ -12,7 +12,7 @@ An episode fails when it breaks any per-episode rule; it is reported once, with 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import msgspec
 
 from lkwedge.detect.engine import ScanResult
 from lkwedge.detect.episodes import Episode
@@ -28,8 +28,7 @@ def fmt_seconds(value: float | None) -> str:
     return seconds(value, unknown="unknown")
 
 
-@dataclass
-class CheckOptions:
+class CheckOptions(msgspec.Struct):
     max_stalls: int = 0
     max_silence: float | None = None  # seconds; None = no limit
     fail_on: tuple[str, ...] = ()
@@ -37,14 +36,13 @@ class CheckOptions:
     max_ghosts: int = 0
 
 
-@dataclass
-class Failure:
+class Failure(msgspec.Struct):
     """One failed assertion: about one episode (``episode`` set) or about the whole run."""
 
     rule: str  # "max-stalls" | "max-silence" | "fail-on" | "expect-recovered" (comma-joined if several)
     message: str  # one line, already printable
     episode: Episode | None = None
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[str] = []
 
     @property
     def title(self) -> str:
@@ -67,8 +65,7 @@ def episode_summary(ep: Episode) -> str:
     return ", ".join(parts)
 
 
-@dataclass
-class CheckOutcome:
+class CheckOutcome(msgspec.Struct):
     assertions: list[str]  # one line per failed assertion ("max-stalls: 38 stalled episodes, 0 allowed")
     failures: list[Failure]  # per failing episode (input order), then run-wide failures
 

@@ -5,8 +5,9 @@ verdict looks the same (and a count is worded the same) wherever it appears."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from lkwedge.detect.summary import Summary
 from lkwedge.safe import printable
@@ -16,8 +17,7 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 
-@dataclass(frozen=True, slots=True)
-class VerdictLook:
+class VerdictLook(msgspec.Struct, frozen=True):
     label: str
     rich: str   # a Rich style (terminal)
     html: str   # a CSS colour (HTML report)
@@ -61,8 +61,7 @@ def verdict_counts(summary: Summary) -> list[tuple[str, int]]:
     return [(str(v), summary.count(Verdict(v))) for v in shown]
 
 
-@dataclass(frozen=True, slots=True)
-class Styled:
+class Styled(msgspec.Struct, frozen=True):
     """A line of text in styled parts, free of rich: rich (about 40 ms to import) is loaded only when
     colour is drawn (`__rich__`); piped output prints `plain`."""
 

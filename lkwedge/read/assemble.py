@@ -11,23 +11,22 @@ One-record-per-line inputs never come here (see `lkwedge.detect.engine`): every 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+
+import msgspec
 
 from lkwedge.read.formats import Record, apply_extra_line, parse_line, split_forwarded
 
 MAX_HELD_JSON = 4096
 
 
-@dataclass(slots=True)
-class Assembled:
+class Assembled(msgspec.Struct):
     line: int  # first physical line of the record
     text: str
     record: Record
 
 
-@dataclass
-class Assembler:
-    unparsed: Counter[str] = field(default_factory=Counter)
+class Assembler(msgspec.Struct):
+    unparsed: Counter[str] = msgspec.field(default_factory=Counter)
     _held: Assembled | None = None  # a Rich row that may continue on the next lines
     _held_json: str | None = None  # its extras JSON, wrapped over several lines
     _partial: str | None = None  # CRI "P" pieces so far

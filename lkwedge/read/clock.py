@@ -18,8 +18,8 @@ ignored. No time arithmetic here can raise: an impossible date is a record witho
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
 
 from lkwedge.errors import InputError
 
@@ -44,6 +44,8 @@ def parse_tz(text: str) -> dt.tzinfo:
                 sign = -1 if value[0] == "-" else 1
                 return dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
         raise InputError(f"bad --tz offset {text!r} (use +HH:MM, -HHMM, UTC or a zone name)")
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only for a zone name (start-up)
+
     try:
         return ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
@@ -51,8 +53,7 @@ def parse_tz(text: str) -> dt.tzinfo:
             from None
 
 
-@dataclass(slots=True)
-class Stamp:
+class Stamp(msgspec.Struct):
     """A time as the line printed it, before the clock resolves it."""
 
     when: dt.datetime | None = None  # date and time; naive when the line gave no zone
@@ -62,8 +63,7 @@ class Stamp:
     wrapper_time_of_day: dt.time | None = None  # a wrapper's local time beside the record's own time
 
 
-@dataclass
-class ClockStats:
+class ClockStats(msgspec.Struct):
     out_of_order: int = 0
     clock_jumps: int = 0
     bad_times: int = 0
@@ -72,8 +72,7 @@ class ClockStats:
     wrapper_offset: dt.timedelta | None = None
 
 
-@dataclass
-class StreamClock:
+class StreamClock(msgspec.Struct):
     """One input's clock (see the module docstring)."""
 
     tz: dt.tzinfo = UTC
@@ -82,7 +81,7 @@ class StreamClock:
     max_jump: float = DEFAULT_MAX_JUMP
     now: dt.datetime | None = None
     pending_jump: dt.datetime | None = None
-    stats: ClockStats = field(default_factory=ClockStats)
+    stats: ClockStats = msgspec.field(default_factory=ClockStats)
     date_source: str | None = None  # set when a time-only line first needed a date from outside the log
     _peeking: bool = False
 

@@ -14,16 +14,17 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
+import msgspec
+
+from lkwedge import lazyre
 from lkwedge.read.clock import Stamp
 
 # ---- record -------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class Record:
+class Record(msgspec.Struct):
     message: str
     time: datetime | None = None  # date and time as printed; naive when the line gave no zone
     time_of_day: time | None = None  # time-only line: the date comes from the stream's context
@@ -44,7 +45,7 @@ class Record:
     blank_time: bool = False  # Rich console: time column left blank = same as the previous line
     continuation: bool = False  # Rich console: wrapped tail of the previous record
     rich: bool = False  # a Rich console row (indented): its message may continue on the next lines
-    fields: dict[str, object] = field(default_factory=dict)
+    fields: dict[str, object] = {}
 
     def stamp(self) -> Stamp | None:
         if self.time is None and self.time_of_day is None:
@@ -126,39 +127,39 @@ _MONTHS = {m: i for i, m in enumerate(
 
 # ---- wrappers (peeled before the record formats) ------------------------------------------------
 
-_CRI = re.compile(rf"^({_ISO_RX}) (?:stdout|stderr) ([FP]) ?(.*)$")
+_CRI = lazyre.compile(rf"^({_ISO_RX}) (?:stdout|stderr) ([FP]) ?(.*)$")
 # kubectl logs --timestamps / docker logs -t: an RFC 3339 (nano) time, one space, then the payload
-_RFC3339_PREFIX = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) (\S.*)$")
-_COMPOSE = re.compile(r"^([A-Za-z][\w.-]*)\s+\| ?(.*)$")
-_JOURNALD = re.compile(
+_RFC3339_PREFIX = lazyre.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) (\S.*)$")
+_COMPOSE = lazyre.compile(r"^([A-Za-z][\w.-]*)\s+\| ?(.*)$")
+_JOURNALD = lazyre.compile(
     r"^(?:([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d(?:\.\d+)?)|(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?"
     r"(?:Z|[+-]\d\d:?\d\d)))"
     r" \S+ ([\w.@/-]+?)(?:\[(\d+)\])?: (.*)$"
 )
-_CLOUD = re.compile(
+_CLOUD = lazyre.compile(
     rf"^(DEFAULT|DEBUG|INFO|NOTICE|WARNING|ERROR|CRITICAL|ALERT|EMERGENCY) ({_ISO_RX}) (.*)$"
 )
 
 # ---- record formats -----------------------------------------------------------------------------
 
-_ENV_LOGGER = re.compile(r"^\[(\d{4}-\d\d-\d\dT[^\s\]]+)\s+([A-Z]+)\s+([^\]\s]+)\] ?(.*)$")
-_TRACING = re.compile(rf"^({_ISO_RX})\s+([A-Z]+)\s+([\w:.]+?):\s(.*)$")
-_ASCTIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:[,.]\d+)?) -? ?(.*)$")
-_LEVEL_NAME_MSG = re.compile(rf"^({_LEVEL_RX})\s+(\S+) - (.*)$")  # agents dev: LEVEL name - msg
-_NAME_LEVEL_MSG = re.compile(rf"^(\S+) - ({_LEVEL_RX}) - (.*)$")  # name - LEVEL - msg
-_BASIC_CONFIG = re.compile(r"^(CRITICAL|ERROR|WARNING|INFO|DEBUG):([\w.]+):(.*)$")
-_TIME_ONLY = re.compile(rf"^\s*(\d\d:\d\d:\d\d(?:[.,]\d+)?)\s+({_LEVEL_RX})\s+(.*)$")
-_RICH_BLANK_TIME = re.compile(rf"^\s{{4,}}({_LEVEL_RX})\s+(.*)$")
-_DISPLAY_TIME = re.compile(rf"^\s*({_ISO_RX}|\d\d:\d\d:\d\d(?:[.,]\d+)?)\s*$")
+_ENV_LOGGER = lazyre.compile(r"^\[(\d{4}-\d\d-\d\dT[^\s\]]+)\s+([A-Z]+)\s+([^\]\s]+)\] ?(.*)$")
+_TRACING = lazyre.compile(rf"^({_ISO_RX})\s+([A-Z]+)\s+([\w:.]+?):\s(.*)$")
+_ASCTIME = lazyre.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:[,.]\d+)?) -? ?(.*)$")
+_LEVEL_NAME_MSG = lazyre.compile(rf"^({_LEVEL_RX})\s+(\S+) - (.*)$")  # agents dev: LEVEL name - msg
+_NAME_LEVEL_MSG = lazyre.compile(rf"^(\S+) - ({_LEVEL_RX}) - (.*)$")  # name - LEVEL - msg
+_BASIC_CONFIG = lazyre.compile(r"^(CRITICAL|ERROR|WARNING|INFO|DEBUG):([\w.]+):(.*)$")
+_TIME_ONLY = lazyre.compile(rf"^\s*(\d\d:\d\d:\d\d(?:[.,]\d+)?)\s+({_LEVEL_RX})\s+(.*)$")
+_RICH_BLANK_TIME = lazyre.compile(rf"^\s{{4,}}({_LEVEL_RX})\s+(.*)$")
+_DISPLAY_TIME = lazyre.compile(rf"^\s*({_ISO_RX}|\d\d:\d\d:\d\d(?:[.,]\d+)?)\s*$")
 # Python forwarder of livekit-rtc: "<target>:<line>:<module_path> - <msg>"
-_FORWARDED = re.compile(r"^([a-z_][\w]*(?:::[\w]+)*):(\d+):([\w:…]+) - (.*)$", re.S)
+_FORWARDED = lazyre.compile(r"^([a-z_][\w]*(?:::[\w]+)*):(\d+):([\w:…]+) - (.*)$", re.S)
 # time-only / Rich rest: "[logger ]<target>[:line:module] - msg" or "<target> msg"
 # (Rich middle-truncates long tokens with "…", so both columns may contain it)
-_REST_DASH = re.compile(r"^(?:([\w.…]+)\s+)?([a-z_][\w]*(?:::[\w]+)*)(?::\d+:[\w:…]*)? - (.*)$", re.S)
-_REST_TARGET = re.compile(r"^(?:([\w.…]+)\s+)?([a-z_][\w]*(?:::[\w]+)+)\s+(.*)$", re.S)
-_REST_LOGGER = re.compile(r"^([\w.…]+)\s{1,}(.*)$", re.S)
-_TRAILING_EXTRA = re.compile(r"\s(\{\".*\})\s*$")
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_REST_DASH = lazyre.compile(r"^(?:([\w.…]+)\s+)?([a-z_][\w]*(?:::[\w]+)*)(?::\d+:[\w:…]*)? - (.*)$", re.S)
+_REST_TARGET = lazyre.compile(r"^(?:([\w.…]+)\s+)?([a-z_][\w]*(?:::[\w]+)+)\s+(.*)$", re.S)
+_REST_LOGGER = lazyre.compile(r"^([\w.…]+)\s{1,}(.*)$", re.S)
+_TRAILING_EXTRA = lazyre.compile(r"\s(\{\".*\})\s*$")
+_ANSI = lazyre.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 #: first characters of the formats that start with a timestamp, a bracket, JSON or Rich indentation
 _SHAPE_FIRST = frozenset("[{0123456789 \t\r\x1b")

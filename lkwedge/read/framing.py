@@ -15,7 +15,6 @@ assembled one stage later, in `lkwedge.read.assemble`, because telling them apar
 
 from __future__ import annotations
 
-import gzip
 import io
 import sys
 from collections.abc import Iterator
@@ -144,7 +143,12 @@ def open_binary(path: str | None, label: str) -> Iterator[BinaryIO]:
     try:
         peek = getattr(raw, "peek", None)
         head = peek(2)[:2] if peek is not None else b""
-        yield gzip.GzipFile(fileobj=raw) if is_gzip(head) else raw  # type: ignore[misc]
+        if is_gzip(head):
+            import gzip  # only for gzip input (start-up)
+
+            yield gzip.GzipFile(fileobj=raw)  # type: ignore[misc]
+        else:
+            yield raw
     finally:
         if owned:
             raw.close()
@@ -160,7 +164,7 @@ def read_some(binary: BinaryIO, label: str, size: int) -> bytes:
     """Up to ``size`` bytes (b"" at the end); a damaged gzip stream is an input error, not a traceback."""
     try:
         return binary.read(size)
-    except (gzip.BadGzipFile, EOFError, OSError, io.UnsupportedOperation) as exc:
+    except (EOFError, OSError, io.UnsupportedOperation) as exc:  # gzip.BadGzipFile is an OSError
         raise InputError(f"cannot read {label}: {_why(exc)}") from None
 
 
@@ -174,9 +178,16 @@ def read_lines(path: str | None, label: str, max_line: int = DEFAULT_MAX_LINE) -
 
 
 def _why(exc: BaseException) -> str:
-    if isinstance(exc, gzip.BadGzipFile | EOFError):
+    if isinstance(exc, EOFError) or is_gzip_file(exc, "BadGzipFile"):
         return f"damaged gzip data ({exc})"
     return getattr(exc, "strerror", None) or str(exc)
+
+
+def is_gzip_file(thing: object, kind: str = "GzipFile") -> bool:
+    """Whether ``thing`` is a ``gzip.GzipFile`` (or another ``gzip`` class), without importing gzip:
+    it cannot be one unless a gzip input was opened."""
+    gzip = sys.modules.get("gzip")
+    return gzip is not None and isinstance(thing, getattr(gzip, kind))
 
 
 class Gunzip:

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+
+import msgspec
 
 from lkwedge.errors import InputError
 
 STDIN_NAME = "<stdin>"
 
 
-@dataclass(frozen=True, slots=True)
-class Input:
+class Input(msgspec.Struct, frozen=True):
     name: str  # as the user gave it; "<stdin>" for "-"
     path: str | None
     mtime: float | None
