@@ -16,13 +16,13 @@ relative to the directory of the config file, not to the current directory.
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from lkwedge.datafile import load_toml
 from lkwedge.durations import parse_duration
 from lkwedge.errors import InputError
 
@@ -153,11 +153,10 @@ def find_config(start: Path | None = None) -> Path | None:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        return load_toml(path)
     except OSError as exc:
         raise InputError(f"cannot read config {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # tomllib.TOMLDecodeError, or not UTF-8
         raise InputError(f"{path}: not valid TOML: {exc}") from None
 
 

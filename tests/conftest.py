@@ -1,13 +1,19 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+# lkwedge keeps parsed data files in the user's cache (lkwedge.datafile): the tests, and the commands
+# they run, use a cache of their own instead of the home directory's
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="lkwedge-test-cache-")
 
 
 def run_lkwedge(*args: str, stdin: str | None = None, timeout: float = 120,

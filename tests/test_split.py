@@ -36,20 +36,23 @@ def _answer(paths: list[str], jobs: int) -> dict:
 @pytest.fixture
 def small_split(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Split files of a few MB (the real threshold is 8 MiB), and record what became of every child:
-    "used" (its facts were examined) or "failed" (the parent read its part itself)."""
+    "used" (all its facts were examined) or "failed after N" (N of its frames were examined, then the
+    parent read on by itself)."""
     monkeypatch.setattr(split_file, "MIN_SPLIT", 1 << 20)
     # other tests in this process may leave threads behind, which rightly forbid a fork (see below)
     monkeypatch.setattr(split_file, "fork_safe", lambda: True)
     monkeypatch.setattr(engine, "SPOOL_EVERY", 300 << 10)  # several spooled frames, cut anywhere
     outcomes: list[str] = []
-    real_facts = split_file.Child.facts
+    real_frames = split_file.Child.frames
 
-    def facts(self: split_file.Child):  # type: ignore[no-untyped-def]
-        found = real_facts(self)
-        outcomes.append("failed" if found is None else "used")
-        return found
+    def frames(self: split_file.Child):  # type: ignore[no-untyped-def]
+        count = 0
+        for facts in real_frames(self):
+            count += 1
+            yield facts
+        outcomes.append("used" if self.resume_at is None else f"failed after {count}")
 
-    monkeypatch.setattr(split_file.Child, "facts", facts)
+    monkeypatch.setattr(split_file.Child, "frames", frames)
     return outcomes
 
 
@@ -73,7 +76,30 @@ def test_a_failing_child_leaves_the_part_to_the_parent(tmp_path: Path, small_spl
 
     monkeypatch.setattr(engine, "_prefilter_from", broken)  # the child dies; the parent must notice
     assert _answer([str(log)], jobs=2) == alone
-    assert small_split == ["failed"]
+    assert small_split == ["failed after 0"]
+
+
+def test_a_child_dying_part_way_leaves_the_rest_to_the_parent(tmp_path: Path, small_split: list,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The frames the child finished are examined; the parent reads on from the line after them."""
+    log = _big_log(tmp_path / "big.log", 60_000)
+    alone = _answer([str(log)], jobs=1)
+    real = engine._prefilter_from
+
+    def dies_after_two_frames(detector, stream, source, start, emit):  # type: ignore[no-untyped-def]
+        sent = []
+
+        def emit_two(facts, resume_at):  # type: ignore[no-untyped-def]
+            if len(sent) == 2:
+                raise OSError("killed")
+            sent.append(resume_at)
+            emit(facts, resume_at)
+
+        real(detector, stream, source, start, emit_two)
+
+    monkeypatch.setattr(engine, "_prefilter_from", dies_after_two_frames)
+    assert _answer([str(log)], jobs=2) == alone
+    assert small_split == ["failed after 2"]
 
 
 def test_gzip_and_small_files_are_not_split(tmp_path: Path, small_split: list) -> None:

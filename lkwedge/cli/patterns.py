@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import click
 
 from lkwedge.cli import main
 from lkwedge.cli.common import run_guarded
+from lkwedge.datafile import load_toml
 from lkwedge.detect.fingerprint import builtin_table, show_range
 from lkwedge.detect.patterns import Pattern, PatternSet, builtin_pack_files, load_pack
 from lkwedge.detect.sampletest import (
@@ -41,8 +41,8 @@ def patterns_group() -> None:
 
 def _pack_meta(path: Path) -> dict[str, str]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+        data = load_toml(path)
+    except (OSError, ValueError):
         return {}
     pack = data.get("pack", {})
     if not isinstance(pack, dict):

@@ -66,7 +66,7 @@ SNIFF_LINES = 400
 #: bytes read at a time from a saved input: small enough that the passes over a block find it in the
 #: CPU cache (1 MiB blocks were 20 % slower here), large enough that the cost per block does not show
 SCAN_CHUNK = 256 << 10
-SPOOL_EVERY = 8 << 20  # input bytes per frame a split file's child spools (lkwedge.detect.split)
+SPOOL_EVERY = 2 << 20  # input bytes per frame a split file's child spools (lkwedge.detect.split)
 DUP_LINES = 3  # a record printed twice (plain + JSON copy) has its copies at most this many lines apart
 MAX_JOB_ROOMS = 4096  # rooms remembered per stream for jobs not yet ended (bounds a watcher running for days)
 
@@ -530,14 +530,18 @@ def read_input(detector: Detector, stream: Stream, source: Input,
                     want = SCAN_CHUNK if stop_at is None else min(SCAN_CHUNK, stop_at - position)
                     data = read_some(binary, source.name, want) if want > 0 else b""  # type: ignore[arg-type]
                     if not data:
-                        found = None if child is None else child.facts()
-                        if child is not None and found is None:  # the child failed: read its part here
-                            child = stop_at = None
-                            continue
-                        child = None
-                        for facts in found or ():
+                        if child is None:
+                            break
+                        for facts in child.frames():
                             lineno += detector.apply(stream, lineno, facts)
-                        break
+                            if not keep_going():
+                                return
+                        resume_at, child, stop_at = child.resume_at, None, None
+                        if resume_at is None:
+                            break
+                        raw.seek(resume_at)  # the child failed: read on from the end of its last frame
+                        position = resume_at
+                        continue
                     position += len(data)
                     for buf, start, end in framer.feed_spans(data):
                         lineno += detector.feed_block(stream, lineno, buf, start, end)
@@ -562,25 +566,30 @@ def read_input(detector: Detector, stream: Stream, source: Input,
 
 
 def _prefilter_from(detector: Detector, stream: Stream, source: Input, start: int,
-                    emit: Callable[[BlockFacts], None]) -> None:
+                    emit: split_file.Emit) -> None:
     """In the child: the facts of ``source`` from line start ``start`` to its end, framed as the parent
-    frames them, handed to ``emit`` a few MiB of input at a time."""
+    frames them, handed to ``emit`` a few MiB of input at a time with the offset of the line start that
+    follows them (where the parent would read on if the child failed later)."""
     framer = LineFramer(detector.options.max_line)
     facts = BlockFacts(0, [], {}, [])
-    pending = 0
+    pending, position, line_start = 0, start, start
     with open(source.path, "rb") as fh:  # type: ignore[arg-type]
         fh.seek(start)
         for data in read_chunks(fh, source.name, SCAN_CHUNK):
             for buf, begin, end in framer.feed_spans(data):
                 facts.extend(block_facts(detector.prefilter, buf, begin, end, stream.odd_by_automaton))
+            last_newline = data.rfind(b"\n")
+            if last_newline >= 0:  # the facts hold every line up to here, and nothing after it
+                line_start = position + last_newline + 1
+            position += len(data)
             pending += len(data)
             if pending >= SPOOL_EVERY:
-                emit(facts)
+                emit(facts, line_start)
                 facts, pending = BlockFacts(0, [], {}, []), 0
     last = framer.finish_block()
     if last:
         facts.extend(block_facts(detector.prefilter, last, 0, len(last), stream.odd_by_automaton))
-    emit(facts)
+    emit(facts, position)
 
 
 class _UpToDamage:

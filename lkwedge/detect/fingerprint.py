@@ -12,7 +12,6 @@ Every ``patterns/fingerprints*.toml`` is loaded, so a new release band is a data
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import msgspec
 
 from lkwedge import lazyre
+from lkwedge.datafile import load_toml
 from lkwedge.detect.patterns import builtin_pack_dir
 from lkwedge.errors import InputError
 
@@ -180,8 +180,8 @@ def load_table(paths: Iterable[Path]) -> Table:
     target_rules: list[tuple[str, tuple[Version, Version]]] = []
     for path in paths:
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError, ValueError) as exc:
+            data = load_toml(path)
+        except (OSError, ValueError) as exc:  # ValueError: tomllib.TOMLDecodeError, or not UTF-8
             raise InputError(f"cannot read fingerprint table {path}: {exc}") from None
         if isinstance(data.get("band"), dict):
             try:

@@ -21,13 +21,13 @@ search. The ``regex`` then runs on the parsed message.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
 
 from lkwedge import lazyre
+from lkwedge.datafile import load_toml
 from lkwedge.errors import InputError
 
 ROLES = ("trigger", "attempt", "progress", "success", "activity", "teardown", "meta", "evidence")
@@ -68,10 +68,10 @@ def load_pack(path: Path, checked: bool = True) -> list[Pattern]:
     """The patterns of one pack file. ``checked=False`` (the shipped packs, which the tests check)
     leaves each regex to be compiled on first use, which saves most of the packs' start-up cost."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = load_toml(path)
     except OSError as exc:
         raise InputError(f"cannot read pattern pack {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # tomllib.TOMLDecodeError, or not UTF-8
         raise InputError(f"pattern pack {path} is not valid TOML: {exc}") from None
     pack = data.get("pack", {}).get("name") or path.stem
     entries = data.get("patterns")

@@ -4,9 +4,10 @@ reads the first.
 Only one-record-per-line input is split (its blocks can be prefiltered without any stream state:
 `lkwedge.detect.prefilter.block_facts`), only a plain regular file (a gzip stream cannot be entered in
 the middle) and only where enough is left to repay the fork. The child starts at a line start, frames
-and prefilters exactly as this process would, and spools its `BlockFacts` to a temporary file; the
-parent, having read up to that line, examines the child's candidates in order. Any cut gives the same
-answer, and if the child fails for any reason the parent reads the second part itself.
+and prefilters exactly as this process would, and spools its `BlockFacts` to a temporary file, frame by
+frame; the parent, having read up to that line, examines the child's candidates in order as the frames
+come. Any cut gives the same answer, and if the child fails for any reason the parent reads on by itself
+from the end of the last frame the child finished.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from typing import BinaryIO
 from lkwedge.detect.prefilter import BlockFacts
 
 MIN_SPLIT = 8 << 20  # bytes left to read: below this the fork and the hand-over save too little
-PARENT_SHARE = 0.45  # the parent also examines every candidate; the child also spools its facts
+#: the parent also examines every candidate (the child's as they arrive): a small share of the
+#: prefiltering leaves both processes about equally busy
+PARENT_SHARE = 0.15
 PROBE = 64 << 10
 
 
@@ -56,42 +59,54 @@ def next_line_start(path: str, offset: int) -> int | None:
 class Child:
     """A forked process prefiltering ``path`` from ``start`` to its end into an unnamed temporary file,
     one marshalled `BlockFacts` per few MiB of input: memory stays flat however big the part is (an
-    agents log's activity lines would not fit), and the child never waits for the parent."""
+    agents log's activity lines would not fit), and the child never waits for the parent. A byte on a
+    pipe announces each finished frame, so the parent examines a frame as soon as it is spooled."""
 
-    def __init__(self, pid: int, spool: BinaryIO, start: int) -> None:
+    def __init__(self, pid: int, spool: BinaryIO, ready: int, start: int) -> None:
         self.pid = pid
         self.start = start
+        #: after `frames`: None if the child read to the end, else the line start where the caller reads
+        #: on by itself (the end of the last frame the child finished)
+        self.resume_at: int | None = None
         self._spool = spool
+        self._ready = ready
 
-    def facts(self) -> Iterator[BlockFacts] | None:
-        """The child's findings in order, or None if it failed (the caller then reads the part itself).
-        Nothing is read before the child is known to have finished well."""
+    def frames(self) -> Iterator[BlockFacts]:
+        """The child's findings in order, each as soon as the child has spooled it. If the child fails,
+        the frames it finished are still good and `resume_at` says where they end."""
+        fd, offset, resume = self._spool.fileno(), 0, self.start
+        while os.read(self._ready, 1):  # b"": the child has exited
+            size = int.from_bytes(os.pread(fd, 8, offset), "little")
+            # one read per frame (marshal.load on a file reads it object by object: 10x slower);
+            # pread leaves the file offset the child writes at alone
+            lines, candidates, unparsed, tail, resume = marshal.loads(os.pread(fd, size, offset + 8))
+            offset += 8 + size
+            yield BlockFacts(lines, candidates, unparsed, tail)
         try:
             _, status = os.waitpid(self.pid, 0)
         except OSError:
             status = -1
-        if status == -1 or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
-            self._spool.close()
-            return None
-        return self._frames()
-
-    def _frames(self) -> Iterator[BlockFacts]:
-        with self._spool as spool:
-            spool.seek(0)
-            while size := int.from_bytes(spool.read(8), "little"):
-                # one read per frame: marshal.load on a file reads it object by object (10x slower)
-                lines, candidates, unparsed, tail = marshal.loads(spool.read(size))
-                yield BlockFacts(lines, candidates, unparsed, tail)
+        failed = status == -1 or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0
+        self.resume_at = resume if failed else None
+        self._close()
 
     def abandon(self) -> None:
         with contextlib.suppress(OSError):
             os.kill(self.pid, 9)  # SIGKILL (the signal module costs a millisecond to import)
             os.waitpid(self.pid, 0)
+        self._close()
+
+    def _close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._ready)
         self._spool.close()
 
 
-def fork(path: str, position: int, size: int,
-         prefilter_from: Callable[[int, Callable[[BlockFacts], None]], None]) -> Child | None:
+#: what the child hands over: the facts of whole lines, and the offset of the line start after them
+Emit = Callable[[BlockFacts, int], None]
+
+
+def fork(path: str, position: int, size: int, prefilter_from: Callable[[int, Emit], None]) -> Child | None:
     """Start a child on the part of ``path`` after the parent's share of what is left after
     ``position``; ``prefilter_from(start, emit)`` is what the child runs. None: not worth it or not
     possible."""
@@ -102,21 +117,26 @@ def fork(path: str, position: int, size: int,
 
     try:
         spool = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the Child, which closes it
+        ready, announce = os.pipe()
     except OSError:
         return None
     pid = os.fork()
     if pid == 0:  # the child: never returns
         code = 1
         try:
-            def emit(facts: BlockFacts) -> None:
-                frame = marshal.dumps((facts.lines, facts.candidates, facts.unparsed, facts.tail))
+            os.close(ready)
+
+            def emit(facts: BlockFacts, resume_at: int) -> None:
+                frame = marshal.dumps((facts.lines, facts.candidates, facts.unparsed, facts.tail, resume_at))
                 spool.write(len(frame).to_bytes(8, "little") + frame)
+                spool.flush()
+                os.write(announce, b".")
 
             prefilter_from(start, emit)
-            spool.flush()
             code = 0
         except BaseException:
             code = 1
         finally:
             os._exit(code)
-    return Child(pid, spool, start)
+    os.close(announce)  # the child's end: end of file on ``ready`` then means the child has exited
+    return Child(pid, spool, ready, start)
