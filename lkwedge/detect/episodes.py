@@ -136,6 +136,7 @@ class EpisodeBook:
                  keep_closed: int | None = None) -> None:
         self.file = file
         self.window = window
+        self._window_seconds, self._window_delta = window, timedelta(seconds=window)
         self.listener = listener
         self.open: dict[str, Episode] = {}
         self.closed: list[Episode] | deque[Episode] = [] if keep_closed is None else deque(maxlen=keep_closed)
@@ -204,7 +205,9 @@ class EpisodeBook:
 
     @property
     def _window(self) -> timedelta:
-        return timedelta(seconds=self.window)
+        if self._window_seconds != self.window:  # a timedelta per call cost 2 us on every hit
+            self._window_delta, self._window_seconds = timedelta(seconds=self.window), self.window
+        return self._window_delta
 
     def _watch_deadline(self, episode: Episode) -> None:
         if episode.last_progress is not None and not episode.stalled:

@@ -301,7 +301,7 @@ class Fingerprinter:
     def observe(self, pattern_id: str, message: str, text: str, groups: dict[str, str],
                 first_attempt: bool = False) -> None:
         column = PATTERN_COLUMN.get(pattern_id)
-        forwarded = _FORWARDED_LINE.search(text)
+        forwarded = _FORWARDED_LINE.search(text) if " - " in text else None  # (" - " is in every match)
         if column is not None and forwarded:
             self._line(column, int(forwarded.group(2)))
         if pattern_id in ("resume-attempt", "restart-attempt") and "n" in groups:
@@ -314,13 +314,15 @@ class Fingerprinter:
             if len(self._messages) < MESSAGES_REMEMBERED:
                 self._messages.add(message)
             self._observe_message(message)
-        if forwarded and self.table.line_rules:
+        table = self.table
+        if forwarded and table.line_rules:
             target, line = forwarded.group(1), int(forwarded.group(2))
-            for lr in self.table.line_rules:
+            for lr in table.line_rules:
                 if lr.line == line and lr.target == target and lr.message.strip() in message:
                     self._constrain_rtc(lr.rtc, f"{target}:{line}: {lr.message.strip()}")
-        for target, rtc in self.table.target_rules:
-            if target in text[:300]:
+        head = text[:300]
+        for target, rtc in table.target_rules:
+            if target in head:
                 self._constrain_rtc(rtc, f"target {target}")
 
     def _observe_message(self, message: str) -> None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from lkwedge.detect import advice
+from lkwedge.detect import episodes as _episodes  # a cycle: its names are looked up when called
 from lkwedge.detect.debug_values import ends_connection, facts_for
 from lkwedge.detect.fingerprint import Fingerprinter
 from lkwedge.verdicts import Verdict
@@ -76,8 +77,6 @@ class GhostTracker:
 
     def on_hit(self, hit: Hit) -> bool:
         """Ghost bookkeeping for one hit; True when the hit is fully handled here."""
-        from lkwedge.detect.episodes import Evidence
-
         pattern = hit.match.pattern
         role, key = pattern.role, hit.key
         episode = self.book.open.get(key)
@@ -85,7 +84,8 @@ class GhostTracker:
             watch = self.watches.get(key)
             target = watch.episode if watch is not None else episode
             if pattern.evidence == "ghost" and target is not None:
-                target.evidence.append(Evidence(hit.line, hit.time, "evidence", hit.text[:600], pattern.id))
+                evidence = _episodes.Evidence(hit.line, hit.time, "evidence", hit.text[:600], pattern.id)
+                target.evidence.append(evidence)
                 if watch is not None:
                     watch.support.append(hit.line)
                 else:
@@ -124,10 +124,8 @@ class GhostTracker:
         return False
 
     def on_clock(self, now: datetime, line: int | None, text: str | None) -> None:
-        from lkwedge.detect.episodes import _gap
-
         for key, watch in list(self.watches.items()):
-            gap = _gap(watch.since, now)
+            gap = _episodes._gap(watch.since, now)
             if gap is not None and gap > self.ghost_window:
                 del self.watches[key]
                 self._mark(watch.episode, now, line, text, watch)
@@ -135,7 +133,7 @@ class GhostTracker:
             if episode.ghost or self.book.open.get(key) is not episode:
                 del self.given_up[key]
                 continue
-            gap = _gap(episode.last_progress, now)
+            gap = _episodes._gap(episode.last_progress, now)
             too_long = gap is not None and gap > self.book.window
             if too_long and self.sdk.guess().disconnects_after_give_up() is False:
                 self._mark(episode, now, line, text, None)
@@ -149,8 +147,6 @@ class GhostTracker:
 
     def _mark(self, episode: Episode, now: datetime, line: int | None, text: str | None,
               watch: Watch | None) -> None:
-        from lkwedge.detect.episodes import Evidence
-
         episode.ghost = True
         if watch is not None:
             episode.ghost_claim, episode.ghost_claim_line = watch.claim, watch.line
@@ -163,7 +159,7 @@ class GhostTracker:
             episode.confidence = "high" if support or episode.restarted else "medium"
             episode.ghost_lines = (watch.line, *support)
         if line is not None and text is not None:
-            episode.evidence.append(Evidence(line, now, "clock", text[:600]))
+            episode.evidence.append(_episodes.Evidence(line, now, "clock", text[:600]))
         if self.book.open.get(episode.key) is episode:
             episode.stalled = True  # one alert: the stall rule must not fire again for this episode
             self.book._stalled_open[id(episode)] = episode  # live proofs still extend its silence

@@ -26,8 +26,10 @@ import threading
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
+
+import msgspec
 
 from lkwedge.detect.engine import Detector, Reading, ScanOptions, Stream, read_input
 from lkwedge.detect.episodes import Episode
@@ -229,8 +231,8 @@ class Watcher:
         summary = self.detector.summary()
         if self.options.select is None:
             return summary
-        return replace(summary, verdicts={v: self._verdicts[v] for v in summary.verdicts},
-                       open=len(self.open_episodes()), filtered_out=self._left_out)
+        return msgspec.structs.replace(summary, verdicts={v: self._verdicts[v] for v in summary.verdicts},
+                                       open=len(self.open_episodes()), filtered_out=self._left_out)
 
     def _count(self, event: str, ep: Episode) -> None:
         if self.options.select is None or event not in ("closed", "ghost"):
