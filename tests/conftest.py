@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -58,3 +59,16 @@ def feed_in_pieces(data: bytes, rnd, sizes: tuple[int, ...], options=None, name:
     detector.feed_lines(stream, lineno, framer.finish())
     detector.finish(stream)
     return detector
+
+
+@contextlib.contextmanager
+def spilling_every_episode():
+    """Scans inside spill every settled closed episode to disk at once (as a long scan does past
+    `lkwedge.detect.spool.HOLD`)."""
+    from lkwedge.detect import spool
+
+    held, spool.HOLD = spool.HOLD, 0
+    try:
+        yield
+    finally:
+        spool.HOLD = held

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 import msgspec
 
+from lkwedge.detect import spool
 from lkwedge.detect.engine import ScanOptions, ScanResult
 from lkwedge.detect.episodes import Episode
 from lkwedge.detect.incidents import DEFAULT_GAP, Incident, find_incidents
@@ -248,7 +249,7 @@ class EpisodeFilter(msgspec.Struct, frozen=True):
         exit code and `grep -c` agree), the lines and unparsed counts stay those of the whole input."""
         if not self.active:
             return result
-        kept = [ep for ep in result.episodes if self.keep(ep)]
+        kept = spool.where(result.episodes, self.keep)
         counts = Counter(ep.verdict for ep in kept)
         summary = msgspec.structs.replace(
             result.summary, verdicts={v: counts[v] for v in result.summary.verdicts},

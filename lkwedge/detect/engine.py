@@ -45,6 +45,7 @@ from lkwedge.detect.prefilter import (
     line_text,
     odd_by_automaton,
 )
+from lkwedge.detect.spool import Entry, EpisodeSpool, in_order
 from lkwedge.detect.summary import SUMMARY_VERDICTS, ReadError, Summary
 from lkwedge.errors import InputError
 from lkwedge.read.assemble import Assembler
@@ -82,7 +83,7 @@ class ScanOptions(msgspec.Struct):
 
 
 class ScanResult(msgspec.Struct):
-    episodes: list[Episode]
+    episodes: Sequence[Episode]  # a list, or an `EpisodeList` when a long scan spilled some to disk
     summary: Summary
 
 
@@ -104,9 +105,10 @@ class Stream:
     """One input: its reading, clock, multi-line state and episodes."""
 
     def __init__(self, name: str, mtime: float | None, options: ScanOptions,
-                 listener: Listener | None, keep_closed: int | None = None) -> None:
+                 listener: Listener | None, keep_closed: int | None = None,
+                 spool: EpisodeSpool | None = None) -> None:
         self.name = name
-        self.book = EpisodeBook(name, options.window, listener, keep_closed)
+        self.book = EpisodeBook(name, options.window, listener, keep_closed, spool)
         self.clock = StreamClock(tz=options.tz, base_date=options.date, mtime=mtime,
                                  max_jump=options.max_jump)
         self.reading = Reading.UNDECIDED
@@ -198,11 +200,12 @@ class Detector:
         self.patterns = patterns or PatternSet.load(self.options.extra_patterns)
         self.prefilter = Prefilter(self.patterns)
         self.streams: list[Stream] = []
+        self.spool = EpisodeSpool()  # used when every closed episode is kept (keep_closed None)
 
     # -- public API ------------------------------------------------------------------------------
 
     def stream(self, name: str, mtime: float | None = None) -> Stream:
-        stream = Stream(name, mtime, self.options, self.listener, self.keep_closed)
+        stream = Stream(name, mtime, self.options, self.listener, self.keep_closed, self.spool)
         stream.book.ghosts.ghost_window = self.options.ghost_window
         self.streams.append(stream)
         return stream
@@ -301,10 +304,12 @@ class Detector:
     def open_episodes(self) -> list[Episode]:
         return [ep for stream in self.streams for ep in stream.book.open.values()]
 
-    def episodes(self) -> list[Episode]:
-        found = [ep for stream in self.streams for ep in stream.book.closed]
+    def episodes(self) -> Sequence[Episode]:
+        """Closed episodes in input order, then line order (a sequence that reads spilled ones back)."""
         order = {stream.name: i for i, stream in enumerate(self.streams)}
-        return sorted(found, key=lambda ep: (order.get(ep.file, 0), ep.line))
+        found = [(order[stream.name], entry) for stream in self.streams for entry in stream.book.closed]
+        found.sort(key=lambda item: (item[0], item[1].line))
+        return in_order([entry for _, entry in found], self.spool)
 
     def summary(self) -> Summary:
         return summarize([stream.stats() for stream in self.streams], self.options.window)
@@ -626,7 +631,7 @@ class _UpToDamage:
 def _scan_file(source: Input, options: ScanOptions) -> tuple[list[Episode], StreamStats]:
     detector = Detector(options)
     stream = _scan_one(detector, source, None, 0, 0)
-    return detector.episodes(), stream.stats()
+    return list(detector.episodes()), stream.stats()
 
 
 def _scan_in_processes(inputs: Sequence[Input], options: ScanOptions, on_progress: ProgressCallback | None,
@@ -634,19 +639,21 @@ def _scan_in_processes(inputs: Sequence[Input], options: ScanOptions, on_progres
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    episodes: list[Episode] = []
+    spool = EpisodeSpool()
+    entries: list[Entry] = []
     stats: list[StreamStats] = []
     done = 0
     with ProcessPoolExecutor(max_workers=min(jobs, len(inputs)),
                              mp_context=multiprocessing.get_context("fork")) as pool:
         for source, (found, stream_stats) in zip(inputs, pool.map(_scan_file, inputs,
                                                                  [options] * len(inputs)), strict=True):
-            episodes.extend(found)
+            for episode in found:
+                spool.append(entries, episode, lambda _: True)  # a finished file's episodes are settled
             stats.append(stream_stats)
             done += source.size or 0
             if on_progress is not None:
                 on_progress(done, total)
-    return ScanResult(episodes, summarize(stats, options.window))
+    return ScanResult(in_order(entries, spool), summarize(stats, options.window))
 
 
 def _tell(binary: object) -> int:

@@ -14,13 +14,16 @@ import itertools
 from collections import Counter, deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
 from lkwedge.detect import ghost
 from lkwedge.detect.patterns import Match
 from lkwedge.verdicts import Verdict
+
+if TYPE_CHECKING:
+    from lkwedge.detect.spool import EpisodeSpool, Spilled
 
 VERDICTS = ("recovered", "disconnected", "stalled", "unresolved", "ghost")
 MAX_EVIDENCE_TEXT = 600
@@ -133,13 +136,15 @@ class EpisodeBook:
     watcher running for days holds counts, not objects (`verdicts` counts every closed episode)."""
 
     def __init__(self, file: str, window: float, listener: Listener | None = None,
-                 keep_closed: int | None = None) -> None:
+                 keep_closed: int | None = None, spool: EpisodeSpool | None = None) -> None:
         self.file = file
         self.window = window
         self._window_seconds, self._window_delta = window, timedelta(seconds=window)
         self.listener = listener
         self.open: dict[str, Episode] = {}
-        self.closed: list[Episode] | deque[Episode] = [] if keep_closed is None else deque(maxlen=keep_closed)
+        self.closed: list[Episode | Spilled] | deque[Episode] = (
+            [] if keep_closed is None else deque(maxlen=keep_closed))
+        self.spool = spool if keep_closed is None else None  # a scan's closed episodes in bounded memory
         self.verdicts: Counter[str] = Counter()
         # (deadline, sequence, key) for open episodes not stalled yet, so a clock advance costs
         # O(log n) for the episodes that cross their deadline, not O(open episodes). Entries go stale
@@ -321,9 +326,16 @@ class EpisodeBook:
         self.ghosts.annotate(episode)
         self.open.pop(episode.key, None)
         self._stalled_open.pop(id(episode), None)
-        self.closed.append(episode)
+        if self.spool is not None:
+            self.spool.append(self.closed, episode, self._settled)  # type: ignore[arg-type]
+        else:
+            self.closed.append(episode)
         self.verdicts[episode.verdict] += 1
         self._emit("closed", episode)
+
+    def _settled(self, episode: Episode) -> bool:
+        """Nothing can change this closed episode any more (no ghost watch holds it)."""
+        return all(watch.episode is not episode for watch in self.ghosts.watches.values())
 
     def _emit(self, event: str, episode: Episode) -> None:
         if self.listener is not None:

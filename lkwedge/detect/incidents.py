@@ -10,6 +10,7 @@ path and gives the same answer for every reader.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Iterable, Sequence
 
 import msgspec
@@ -47,32 +48,37 @@ class Incident(msgspec.Struct):
                 "episodes": [ep.id for ep in self.episodes]}
 
 
-def find_incidents(episodes: Iterable[Episode], gap: float = DEFAULT_GAP) -> list[Incident]:
-    by_file: dict[str, list[Episode]] = {}
-    for ep in episodes:
+def find_incidents(episodes: Sequence[Episode], gap: float = DEFAULT_GAP) -> list[Incident]:
+    # Starts, keys and positions first: only the episodes that form an incident are held as objects
+    # (a long scan's episodes may be spilled to disk, `lkwedge.detect.spool`).
+    by_file: dict[str, list[Start]] = {}
+    for index, ep in enumerate(episodes):
         if ep.start is not None:
-            by_file.setdefault(ep.file, []).append(ep)
+            by_file.setdefault(ep.file, []).append((ep.start, ep.key, index))
     found: list[Incident] = []
     limit = dt.timedelta(seconds=gap)
-    for file, eps in by_file.items():
-        eps.sort(key=lambda ep: ep.start)  # type: ignore[arg-type, return-value]
-        run: list[Episode] = []
-        for ep in eps:
-            if run and ep.start - run[-1].start > limit:  # type: ignore[operator]
-                found.extend(_incident(file, run))
+    for file, starts in by_file.items():
+        starts.sort(key=operator.itemgetter(0))
+        run: list[Start] = []
+        for item in starts:
+            if run and item[0] - run[-1][0] > limit:
+                found.extend(_incident(file, run, episodes))
                 run = []
-            run.append(ep)
-        found.extend(_incident(file, run))
+            run.append(item)
+        found.extend(_incident(file, run, episodes))
     found.sort(key=lambda inc: (inc.start, inc.file))
     for i, inc in enumerate(found, 1):
         inc.id = f"I{i}"
     return found
 
 
-def _incident(file: str, run: Sequence[Episode]) -> list[Incident]:
-    if len({ep.key for ep in run}) < 2:
+Start = tuple[dt.datetime, str, int]  # an episode's start, key and position
+
+
+def _incident(file: str, run: list[Start], episodes: Sequence[Episode]) -> list[Incident]:
+    if len({key for _, key, _ in run}) < 2:
         return []
-    return [Incident("", file, run[0].start, run[-1].start, list(run))]  # type: ignore[arg-type]
+    return [Incident("", file, run[0][0], run[-1][0], [episodes[index] for _, _, index in run])]
 
 
 def incident_of(incidents: Iterable[Incident]) -> dict[str, str]:

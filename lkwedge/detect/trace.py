@@ -101,7 +101,7 @@ def trace_line(name: str, text: Iterable[str], target: int, options: ScanOptions
     trace.open_episode = before
     if match is not None:
         trace.facts = facts_for(match.pattern.id, record.message)
-    for episode in detector.episodes() + detector.open_episodes():
+    for episode in [*detector.episodes(), *detector.open_episodes()]:
         if any(e.line == lineno for e in episode.evidence):
             trace.episode = episode
             break

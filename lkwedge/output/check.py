@@ -12,6 +12,8 @@ An episode fails when it breaks any per-episode rule; it is reported once, with 
 
 from __future__ import annotations
 
+from collections import Counter
+
 import msgspec
 
 from lkwedge.detect.engine import ScanResult
@@ -79,19 +81,25 @@ class CheckOutcome(msgspec.Struct):
 
 
 def run_checks(result: ScanResult, options: CheckOptions) -> CheckOutcome:
-    stalled = [ep for ep in result.episodes if ep.verdict == "stalled"]
-    too_many_stalls = len(stalled) > options.max_stalls
+    counts = Counter(ep.verdict for ep in result.episodes)
+    stalls, ghosts = counts["stalled"], counts["ghost"]
+    too_many_stalls, too_many_ghosts = stalls > options.max_stalls, ghosts > options.max_ghosts
     assertions: list[str] = []
     if too_many_stalls:
-        assertions.append(f"max-stalls: {plural(len(stalled), 'stalled episode')}, "
+        assertions.append(f"max-stalls: {plural(stalls, 'stalled episode')}, "
                           f"at most {options.max_stalls} allowed")
+    if too_many_ghosts:
+        assertions.append(f"max-ghosts: {plural(ghosts, 'ghost episode')}, "
+                          f"at most {options.max_ghosts} allowed")
     failures: list[Failure] = []
     over_silence = 0
     by_verdict: dict[str, int] = {}
-    for ep in result.episodes:
+    for ep in result.episodes:  # one pass: a long scan's episodes may be read back from disk
         reasons: list[tuple[str, str]] = []
+        if too_many_ghosts and ep.verdict == "ghost":
+            reasons.append(("max-ghosts", f"{ghosts} ghost > max-ghosts {options.max_ghosts}"))
         if too_many_stalls and ep.verdict == "stalled":
-            reasons.append(("max-stalls", f"{len(stalled)} stalled > max-stalls {options.max_stalls}"))
+            reasons.append(("max-stalls", f"{stalls} stalled > max-stalls {options.max_stalls}"))
         limit = options.max_silence
         if limit is not None and ep.silence_s is not None and ep.silence_s > limit:
             over_silence += 1
@@ -99,7 +107,7 @@ def run_checks(result: ScanResult, options: CheckOptions) -> CheckOutcome:
         if ep.verdict in options.fail_on:
             by_verdict[ep.verdict] = by_verdict.get(ep.verdict, 0) + 1
             reasons.append(("fail-on", f"fail-on {ep.verdict}"))
-        if reasons:
+        if reasons:  # one failure per episode, every rule it broke listed
             rules = ", ".join(dict.fromkeys(rule for rule, _ in reasons))
             failures.append(Failure(
                 rule=rules,
@@ -112,37 +120,14 @@ def run_checks(result: ScanResult, options: CheckOptions) -> CheckOutcome:
                           f"{options.max_silence:g} s")
     for verdict, count in by_verdict.items():
         assertions.append(f"fail-on {verdict}: {plural(count, verdict + ' episode')}")
-    _check_ghosts(result, options, assertions, failures)
     if options.expect_recovered is not None:
-        recovered = sum(1 for ep in result.episodes if ep.verdict == "recovered")
+        recovered = counts["recovered"]
         if recovered < options.expect_recovered:
             line = (f"expect-recovered: expected at least {options.expect_recovered} recovered episodes, "
                     f"found {recovered}")
             assertions.append(line)
             failures.append(Failure(rule="expect-recovered", message=line))
     return CheckOutcome(assertions=assertions, failures=failures)
-
-
-def _check_ghosts(result: ScanResult, options: CheckOptions, assertions: list[str],
-                  failures: list[Failure]) -> None:
-    ghosts = [ep for ep in result.episodes if ep.verdict == "ghost"]
-    if len(ghosts) <= options.max_ghosts:
-        return
-    line = f"max-ghosts: {plural(len(ghosts), 'ghost episode')}, at most {options.max_ghosts} allowed"
-    assertions.insert(1 if assertions and assertions[0].startswith("max-stalls") else 0, line)
-    reason = f"{len(ghosts)} ghost > max-ghosts {options.max_ghosts}"
-    by_episode = {id(f.episode): f for f in failures if f.episode is not None}
-    for ep in ghosts:
-        failure = by_episode.get(id(ep))
-        if failure is not None:  # also broke another rule: one failure per episode, every rule listed
-            failure.rule = f"max-ghosts, {failure.rule}"
-            failure.reasons.insert(0, reason)
-            failure.message = f"{printable(ep.file)}:{ep.line}: {episode_summary(ep)} [{failure.rule}]"
-            continue
-        message = f"{printable(ep.file)}:{ep.line}: {episode_summary(ep)} [max-ghosts]"
-        failures.append(Failure(rule="max-ghosts", reasons=[reason], episode=ep, message=message))
-    order = {id(ep): i for i, ep in enumerate(result.episodes)}
-    failures.sort(key=lambda f: order.get(id(f.episode), len(order)) if f.episode is not None else len(order))
 
 
 # GitHub workflow commands: https://docs.github.com/actions/reference/workflow-commands-for-github-actions

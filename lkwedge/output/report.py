@@ -184,7 +184,7 @@ def worst_episode(episodes: Iterable[Episode]) -> Episode | None:
     return min(episodes, key=rank, default=None)
 
 
-def headline(episodes: list[Episode], incidents: list[Incident]) -> str:
+def headline(episodes: Iterable[Episode], incidents: list[Incident]) -> str:
     """One sentence for the top of a report: the worst episode (job, room, silence), the incidents."""
     worst = worst_episode(episodes)
     if worst is None:
