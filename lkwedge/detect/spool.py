@@ -14,8 +14,6 @@ that cannot be written (a full or read-only disk) is not an error: the episodes 
 from __future__ import annotations
 
 import os
-import pickle
-import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import BinaryIO, overload
@@ -60,38 +58,66 @@ class EpisodeSpool:
             assert isinstance(held, Episode)
             if not is_settled(held):
                 return  # tried again when the next episode closes
-            spilled = self._write(held)
+            spilled = self._store(held.line, pack(held))
             if spilled is None:
                 return
             self._held.popleft()
             owner[index] = spilled
 
-    def _write(self, episode: Episode) -> Spilled | None:
-        data = memoryview(pickle.dumps(episode, protocol=pickle.HIGHEST_PROTOCOL))
+    def append_packed(self, entries: list[Entry], line: int, data: bytes) -> None:
+        """A settled episode that another process pickled (`pack`): its bytes go to disk as they are
+        once `hold` episodes are held, so the parent of a multi-file scan does not pickle them again."""
+        if len(self._held) >= self.hold and not self._unwritable:
+            spilled = self._store(line, data)
+            if spilled is not None:
+                entries.append(spilled)
+                return
+        self.append(entries, _unpack(data), _settled)
+
+    def _store(self, line: int, data: bytes) -> Spilled | None:
+        view = memoryview(data)
         try:
             if self._file is None:
+                import tempfile  # on the first spill: most scans never spill
+
                 # closed in close(), or with the process: the file has no name, so nothing is left
                 self._file = tempfile.TemporaryFile(prefix="lkwedge-episodes-", buffering=0)  # noqa: SIM115
             fd, written = self._file.fileno(), 0
-            while written < len(data):  # unbuffered, so what is on disk is exactly what was counted
-                written += os.pwrite(fd, data[written:], self._end + written)
+            while written < len(view):  # unbuffered, so what is on disk is exactly what was counted
+                written += os.pwrite(fd, view[written:], self._end + written)
         except OSError:
             self._unwritable = True
             return None
-        spilled = Spilled(episode.line, self._end, len(data))
-        self._end += len(data)
+        spilled = Spilled(line, self._end, len(view))
+        self._end += len(view)
         return spilled
 
     def load(self, entry: Entry) -> Episode:
         if isinstance(entry, Episode):
             return entry
         assert self._file is not None
-        episode: Episode = pickle.loads(os.pread(self._file.fileno(), entry.size, entry.offset))
-        return episode
+        return _unpack(os.pread(self._file.fileno(), entry.size, entry.offset))
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
+
+
+def pack(episode: Episode) -> bytes:
+    import pickle  # only when something is spilled or sent between processes (3 ms at start-up)
+
+    return pickle.dumps(episode, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _unpack(data: bytes) -> Episode:
+    import pickle
+
+    episode: Episode = pickle.loads(data)
+    return episode
+
+
+def _settled(_: Episode) -> bool:
+    return True
 
 
 class EpisodeList(Sequence[Episode]):
