@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_lkwedge, spilling_every_episode
+from conftest import spilling_every_episode
 
 from lkwedge.cli.common import EpisodeFilter, analyse
+from lkwedge.detect.background import Pending
 from lkwedge.detect.engine import ScanOptions, scan
 from lkwedge.detect.spool import EpisodeList
 from lkwedge.output.check import CheckOptions, run_checks
@@ -39,6 +43,28 @@ def test_spilled_episodes_give_the_same_json_checks_and_incidents(jobs: int) -> 
         assert isinstance(scan(LOGS, jobs=jobs).episodes, EpisodeList)  # they really went to disk
     assert got == want
     assert '"verdict": "ghost"' in want[0] and '"incidents": [' in want[0]  # the hard cases are in it
+
+
+def test_a_spilled_scan_crosses_processes_whole() -> None:
+    """`report` scans in a forked child and gets the result pickled: spilled episodes travel too."""
+    with spilling_every_episode():
+        result = scan(LOGS)
+    sent = pickle.loads(pickle.dumps(result))
+    assert sent.episodes == list(result.episodes) and len(sent.episodes) > 20
+
+
+def test_report_reads_the_logs_once_in_its_background_child() -> None:
+    """The child's answer must reach the parent: a parent that gets none scans again (twice the work)."""
+    scans_here = []
+
+    def work():
+        scans_here.append(os.getpid())  # in the child this changes the child's copy only
+        return scan(LOGS)
+
+    with spilling_every_episode():
+        result = Pending(work).result()
+    assert len(result.episodes) > 20
+    assert scans_here == []
 
 
 def test_a_filtered_spilled_scan_keeps_the_matching_episodes_in_order() -> None:
@@ -75,9 +101,27 @@ def test_the_cli_on_a_log_with_thousands_of_episodes_reports_every_one(tmp_path:
         lines.append(f"[{t}.300Z INFO  livekit::rtc_engine] RtcEngine successfully recovered")
     log = tmp_path / "many.log"
     log.write_text("\n".join(lines) + "\n")
-    proc = run_lkwedge("scan", "--format", "jsonl", str(log))
+    spool_dir = tmp_path / "tmp"
+    spool_dir.mkdir()
+    env = {**os.environ, "TMPDIR": str(spool_dir)}
+    proc = subprocess.run([sys.executable, "-m", "lkwedge", "scan", "--format", "jsonl", str(log)],
+                          capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     rows = proc.stdout.splitlines()
     assert len(rows) == 3001
     assert [int(r.split('"line": ')[1].split(",")[0]) for r in rows[:-1]] == list(range(1, 6001, 2))
-    assert not [name for name in os.listdir(tmp_path) if "lkwedge" in name]
+    assert list(spool_dir.iterdir()) == []  # the spool file had no name: nothing is left behind
+
+
+def test_without_a_writable_temporary_file_the_episodes_stay_in_memory(monkeypatch) -> None:
+    import tempfile
+
+    want = everything(LOGS)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", full_disk)
+    with spilling_every_episode():
+        assert not isinstance(scan(LOGS).episodes, EpisodeList)  # nothing could be spilled
+        assert everything(LOGS) == want

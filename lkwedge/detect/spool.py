@@ -154,6 +154,10 @@ class EpisodeList(Sequence[Episode]):
 
     __hash__ = None  # type: ignore[assignment]
 
+    def __reduce__(self) -> tuple[type[list[Episode]], tuple[list[Episode]]]:
+        """Pickled (to another process: `report`'s background scan) as the plain list it stands for."""
+        return list, (list(self),)
+
     def where(self, keep: Callable[[Episode], bool]) -> EpisodeList:
         load = self._spool.load
         return EpisodeList([entry for entry in self._entries if keep(load(entry))], self._spool)
