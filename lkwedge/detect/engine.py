@@ -45,7 +45,7 @@ from lkwedge.detect.prefilter import (
     line_text,
     odd_by_automaton,
 )
-from lkwedge.detect.spool import Entry, EpisodeSpool, in_order, pack
+from lkwedge.detect.spool import Entry, EpisodeSpool, Packed, in_order, pack
 from lkwedge.detect.summary import SUMMARY_VERDICTS, ReadError, Summary
 from lkwedge.errors import InputError
 from lkwedge.read.assemble import Assembler
@@ -628,11 +628,11 @@ class _UpToDamage:
         return b"".join(parts)
 
 
-def _scan_file(source: Input, options: ScanOptions) -> tuple[list[tuple[int, bytes]], StreamStats]:
+def _scan_file(source: Input, options: ScanOptions) -> tuple[list[Packed], StreamStats]:
     """In a worker: one file's episodes, pickled here (in parallel) for the parent's spool."""
     detector = Detector(options)
     stream = _scan_one(detector, source, None, 0, 0)
-    return [(ep.line, pack(ep)) for ep in detector.episodes()], stream.stats()
+    return [pack(ep) for ep in detector.episodes()], stream.stats()
 
 
 def _scan_in_processes(inputs: Sequence[Input], options: ScanOptions, on_progress: ProgressCallback | None,
@@ -650,8 +650,8 @@ def _scan_in_processes(inputs: Sequence[Input], options: ScanOptions, on_progres
                              mp_context=multiprocessing.get_context("fork")) as pool:
         for source, (found, stream_stats) in zip(inputs, pool.map(_scan_file, inputs,
                                                                  [options] * len(inputs)), strict=True):
-            for line, packed in found:
-                spool.append_packed(entries, line, packed)
+            for packed in found:
+                spool.append_packed(entries, packed)
             stats.append(stream_stats)
             done += source.size or 0
             if on_progress is not None:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 import msgspec
 
 from lkwedge.detect.episodes import Episode
+from lkwedge.detect.spool import headers
 from lkwedge.verdicts import severity
 
 DEFAULT_GAP = 2.0
@@ -52,7 +53,7 @@ def find_incidents(episodes: Sequence[Episode], gap: float = DEFAULT_GAP) -> lis
     # Starts, keys and positions first: only the episodes that form an incident are held as objects
     # (a long scan's episodes may be spilled to disk, `lkwedge.detect.spool`).
     by_file: dict[str, list[Start]] = {}
-    for index, ep in enumerate(episodes):
+    for index, ep in enumerate(headers(episodes)):
         if ep.start is not None:
             by_file.setdefault(ep.file, []).append((ep.start, ep.key, index))
     found: list[Incident] = []

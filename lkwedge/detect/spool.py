@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import BinaryIO, overload
 
 import msgspec
@@ -25,15 +26,29 @@ from lkwedge.detect.episodes import Episode
 HOLD = 256  # closed episodes a scan keeps as objects before it spills the oldest
 
 
-class Spilled(msgspec.Struct, frozen=True, gc=False, array_like=True):
-    """Where a spilled episode is: its first line (for ordering) and its bytes in the spool file."""
+class Header(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """What ordering, counting and incidents need of an episode, kept when the rest is spilled."""
 
     line: int
+    file: str
+    key: str
+    start: datetime | None
+    verdict: str
+
+    @classmethod
+    def of(cls, episode: Episode) -> Header:
+        return cls(episode.line, episode.file, episode.key, episode.start, episode.verdict)
+
+
+class Spilled(Header, frozen=True, gc=False, array_like=True):
+    """A spilled episode: its header, and where its bytes are in the spool file."""
+
     offset: int
     size: int
 
 
 Entry = Episode | Spilled
+Packed = tuple[Header, bytes]  # an episode pickled by another process, with its header
 Settled = Callable[[Episode], bool]
 
 
@@ -58,23 +73,23 @@ class EpisodeSpool:
             assert isinstance(held, Episode)
             if not is_settled(held):
                 return  # tried again when the next episode closes
-            spilled = self._store(held.line, pack(held))
+            spilled = self._store(*pack(held))
             if spilled is None:
                 return
             self._held.popleft()
             owner[index] = spilled
 
-    def append_packed(self, entries: list[Entry], line: int, data: bytes) -> None:
+    def append_packed(self, entries: list[Entry], packed: Packed) -> None:
         """A settled episode that another process pickled (`pack`): its bytes go to disk as they are
         once `hold` episodes are held, so the parent of a multi-file scan does not pickle them again."""
         if len(self._held) >= self.hold and not self._unwritable:
-            spilled = self._store(line, data)
+            spilled = self._store(*packed)
             if spilled is not None:
                 entries.append(spilled)
                 return
-        self.append(entries, _unpack(data), _settled)
+        self.append(entries, _unpack(packed[1]), _settled)
 
-    def _store(self, line: int, data: bytes) -> Spilled | None:
+    def _store(self, header: Header, data: bytes) -> Spilled | None:
         view = memoryview(data)
         try:
             if self._file is None:
@@ -88,7 +103,8 @@ class EpisodeSpool:
         except OSError:
             self._unwritable = True
             return None
-        spilled = Spilled(line, self._end, len(view))
+        spilled = Spilled(header.line, header.file, header.key, header.start, header.verdict,
+                          self._end, len(view))
         self._end += len(view)
         return spilled
 
@@ -103,10 +119,10 @@ class EpisodeSpool:
             self._file.close()
 
 
-def pack(episode: Episode) -> bytes:
+def pack(episode: Episode) -> Packed:
     import pickle  # only when something is spilled or sent between processes (3 ms at start-up)
 
-    return pickle.dumps(episode, protocol=pickle.HIGHEST_PROTOCOL)
+    return Header.of(episode), pickle.dumps(episode, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _unpack(data: bytes) -> Episode:
@@ -171,6 +187,12 @@ def in_order(entries: list[Entry], spool: EpisodeSpool) -> Sequence[Episode]:
     if all(isinstance(entry, Episode) for entry in entries):
         return entries  # type: ignore[return-value]
     return EpisodeList(entries, spool)
+
+
+def headers(episodes: Sequence[Episode]) -> Sequence[Episode | Header]:
+    """The episodes, with a spilled one's `Header` in its place (line, file, key, start, verdict): for
+    a pass that needs only those, without reading anything back."""
+    return episodes._entries if isinstance(episodes, EpisodeList) else episodes
 
 
 def where(episodes: Sequence[Episode], keep: Callable[[Episode], bool]) -> Sequence[Episode]:

@@ -18,6 +18,7 @@ import msgspec
 
 from lkwedge.detect.engine import ScanResult
 from lkwedge.detect.episodes import Episode
+from lkwedge.detect.spool import headers
 from lkwedge.output.present import plural, seconds
 from lkwedge.safe import printable
 
@@ -81,7 +82,7 @@ class CheckOutcome(msgspec.Struct):
 
 
 def run_checks(result: ScanResult, options: CheckOptions) -> CheckOutcome:
-    counts = Counter(ep.verdict for ep in result.episodes)
+    counts = Counter(ep.verdict for ep in headers(result.episodes))
     stalls, ghosts = counts["stalled"], counts["ghost"]
     too_many_stalls, too_many_ghosts = stalls > options.max_stalls, ghosts > options.max_ghosts
     assertions: list[str] = []
