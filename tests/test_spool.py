@@ -14,7 +14,6 @@ import pytest
 from conftest import spilling_every_episode
 
 from lkwedge.cli.common import EpisodeFilter, analyse
-from lkwedge.detect.background import Pending
 from lkwedge.detect.engine import ScanOptions, scan
 from lkwedge.detect.spool import EpisodeList
 from lkwedge.output.check import CheckOptions, run_checks
@@ -53,18 +52,32 @@ def test_a_spilled_scan_crosses_processes_whole() -> None:
     assert sent.episodes == list(result.episodes) and len(sent.episodes) > 20
 
 
+CHILD_ANSWER = """
+import os, sys
+from lkwedge.detect import spool
+from lkwedge.detect.background import Pending
+from lkwedge.detect.engine import scan
+
+spool.HOLD = 0  # every episode spilled
+scans_here = []
+
+def work():
+    scans_here.append(os.getpid())  # in the child this changes the child's copy only
+    return scan(sys.argv[1:])
+
+result = Pending(work).result()
+print(len(result.episodes), len(scans_here))
+"""
+
+
 def test_report_reads_the_logs_once_in_its_background_child() -> None:
-    """The child's answer must reach the parent: a parent that gets none scans again (twice the work)."""
-    scans_here = []
-
-    def work():
-        scans_here.append(os.getpid())  # in the child this changes the child's copy only
-        return scan(LOGS)
-
-    with spilling_every_episode():
-        result = Pending(work).result()
-    assert len(result.episodes) > 20
-    assert scans_here == []
+    """The child's answer must reach the parent: a parent that gets none scans again (twice the work).
+    In a fresh process: this one may run threads that make forking unsafe (then nothing is forked)."""
+    proc = subprocess.run([sys.executable, "-c", CHILD_ANSWER, *LOGS], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    episodes, scans_here = map(int, proc.stdout.split())
+    assert episodes > 20 and scans_here == 0
 
 
 def test_a_filtered_spilled_scan_keeps_the_matching_episodes_in_order() -> None:
