@@ -106,7 +106,7 @@ def test_a_spilled_scan_writes_the_same_text_and_junit(tmp_path: Path, capsys) -
 
 
 def test_the_cli_on_a_log_with_thousands_of_episodes_reports_every_one(tmp_path: Path) -> None:
-    """Past HOLD (256) the real command spills: 3 000 episodes, every one listed, in line order."""
+    """Past HOLD (512) the real command spills: 3 000 episodes, every one listed, in line order."""
     lines = []
     for i in range(3000):
         t = f"2026-05-01T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}"

@@ -1,8 +1,8 @@
 """Closed episodes of a scan in bounded memory.
 
 A scan keeps every closed episode for its report: 10M lines make 4 351 of them, ~2.5 KB each as
-objects. The newest `HOLD` stay objects; older ones are pickled to an anonymous temporary file and read
-back one at a time when the results are used, so a scan's peak memory does not grow with the length of
+objects. At most `HOLD` stay objects (most logs of 1M lines have fewer: nothing is spilled); past that,
+the oldest are pickled to an anonymous temporary file and read back one at a time when used, so a scan's peak memory does not grow with the length of
 its log. Pickle rather than msgpack or JSON because it gives back exactly what went in (time zones with
 their names, enums, tuples), so an answer never depends on whether an episode was spilled.
 
@@ -23,7 +23,7 @@ import msgspec
 
 from lkwedge.detect.episodes import Episode
 
-HOLD = 256  # closed episodes a scan keeps as objects before it spills the oldest
+HOLD = 512  # closed episodes a scan keeps as objects before it spills the oldest (1M lines: ~450)
 
 
 class Header(msgspec.Struct, frozen=True, gc=False, array_like=True):
