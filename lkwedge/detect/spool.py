@@ -3,8 +3,9 @@
 A scan keeps every closed episode for its report: 10M lines make 4 351 of them, ~2.5 KB each as
 objects. At most `HOLD` stay objects (most logs of 1M lines have fewer: nothing is spilled); past that,
 the oldest are pickled to an anonymous temporary file and read back one at a time when used, so a
-scan's peak memory does not grow with the length of its log. Pickle rather than msgpack or JSON because it gives back exactly what went in (time zones with
-their names, enums, tuples), so an answer never depends on whether an episode was spilled.
+scan's peak memory does not grow with the length of its log. Pickle rather than msgpack or JSON
+because it gives back exactly what went in (time zones with their names, enums, tuples), so an answer
+never depends on whether an episode was spilled.
 
 An episode is spilled only once it is settled: a ghost watch may still turn an episode closed as
 recovered into a ghost, so a watched episode stays an object until its watch ends. A temporary file
