@@ -162,6 +162,34 @@ def test_truncate_and_refill_past_our_offset_is_noticed(tmp_path: Path) -> None:
     assert "truncated" in kinds(items)
 
 
+def test_a_refill_right_after_the_first_lines_are_delivered_is_noticed(tmp_path: Path) -> None:
+    """The race of the test above, made certain: the file is truncated and refilled at the very moment
+    its first line is handed over (before this poll's stat), on a file that was empty when opened."""
+    from lkwedge.live.follow import _FileTail
+
+    log = tmp_path / "agent.log"
+    log.write_text("")
+    tail = _FileTail(Follower([str(log)]), str(log), from_start=True)
+    said: list[str] = []
+    delivered: list[bytes] = []
+    tail.em.notice = lambda kind, detail="": said.append(kind)  # type: ignore[method-assign]
+
+    def feed(data: bytes, when: float) -> None:
+        delivered.append(data)
+        if data == b"short 1\n":
+            with open(log, "r+b") as fh:
+                fh.truncate(0)
+                fh.write(b"REWRITTEN much longer first line than before\n")
+
+    tail.em.feed = feed  # type: ignore[method-assign]
+    tail.step()                         # opens the empty file
+    append(log, "short 1\n")
+    tail.step()                         # delivers it; the file is rewritten before the stat
+    tail.step()
+    assert "truncated" in said
+    assert delivered[-1] == b"REWRITTEN much longer first line than before\n"
+
+
 def test_missing_file_is_read_whole_when_it_appears(tmp_path: Path) -> None:
     log = tmp_path / "later.log"
     with Follower([str(log)], poll_interval=POLL) as f:

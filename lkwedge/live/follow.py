@@ -271,6 +271,12 @@ class _FileTail:
             data = os.pread(self.fd, CHUNK, self.offset)
             if not data:
                 return True
+            if len(self.fp) == self.offset < _FINGERPRINT:
+                # The fingerprint grows from the very bytes delivered, not from a later read: a file
+                # opened empty and then truncated and refilled past our offset before the next poll
+                # is still told by its first bytes.
+                self.fp = (self.fp + data)[:_FINGERPRINT]
+                self.f._claim(self.ident, self.fp)
             self.offset += len(data)
             self.em.feed(data, time.monotonic())
             n += 1
