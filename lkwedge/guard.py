@@ -232,8 +232,11 @@ class Guard:
         self.pid = os.getpid()
         self.clock = clock
 
+        # keep_closed=0: the guard acts on events and counts; it never lists closed episodes, and an
+        # agent runs for days
         self._detector = Detector(ScanOptions(window=window + batch_grace,
-                                              extra_patterns=list(extra_patterns)), self._on_event)
+                                              extra_patterns=list(extra_patterns)), self._on_event,
+                                  keep_closed=0)
         self._stream = self._detector.stream(f"guard:{job_id or self.pid}")
         self._detector.decide(self._stream)  # one record per line, from the first: nothing to sniff
         self._wall0, self._mono0 = time.time(), clock()

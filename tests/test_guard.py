@@ -229,6 +229,45 @@ def test_healthy_resume_inside_the_window_never_fires(app_logging):
     assert calls.items == []
 
 
+def lkwedge_bytes() -> int:
+    """Memory allocated by lkwedge's own code and still held (not the log records the app's handlers
+    and pytest keep)."""
+    only = [tracemalloc.Filter(True, "*/lkwedge/*")]
+    return sum(stat.size for stat in tracemalloc.take_snapshot().filter_traces(only).statistics("filename"))
+
+
+def test_a_guard_running_for_days_does_not_keep_its_closed_episodes(app_logging):
+    """An agent reconnects thousands of times over days: the guard counts every episode, but its memory
+    does not grow with them (kept as objects, 1 500 episodes would be ~3 MB)."""
+    clock = FakeClock()
+    episode = [CLOSE, RESUME_1, RECOVERED]
+
+    async def main() -> tuple[Any, int]:
+        g = guard.install("2s", job_id="AJ_days", clock=clock)
+        try:
+            forward(*episode * 100)  # warm up
+            assert await until(lambda: g.status().records == 300)
+            clock.now += 10
+            tracemalloc.start()
+            try:
+                start = lkwedge_bytes()
+                for batch in range(15):
+                    clock.now += 10                # each batch ten seconds after the last
+                    forward(*episode * 100)
+                    assert await until(lambda b=batch: g.status().records == 300 + 300 * (b + 1),
+                                       timeout=30)
+                grown = lkwedge_bytes() - start
+            finally:
+                tracemalloc.stop()
+            return g.status(), grown
+        finally:
+            g.uninstall()
+
+    status, grown = asyncio.run(main())
+    assert status.episodes == 1600 and status.stalls == 0
+    assert grown < 300_000, f"{grown} bytes more after 1 500 episodes"
+
+
 def test_ghost_room_give_up_without_disconnect_fires_with_its_outcome(app_logging):
     clock, calls = FakeClock(), Calls()
 
