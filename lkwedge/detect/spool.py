@@ -15,6 +15,7 @@ that cannot be written (a full or read-only disk) is not an error: the episodes 
 from __future__ import annotations
 
 import os
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -96,8 +97,10 @@ class EpisodeSpool:
             if self._file is None:
                 import tempfile  # on the first spill: most scans never spill
 
-                # closed in close(), or with the process: the file has no name, so nothing is left
+                # no name, so nothing is left behind; closed when the spool (and every list reading
+                # from it) is gone, quietly, as a library user's results may live in a long process
                 self._file = tempfile.TemporaryFile(prefix="lkwedge-episodes-", buffering=0)  # noqa: SIM115
+                weakref.finalize(self, self._file.close)
             fd, written = self._file.fileno(), 0
             while written < len(view):  # unbuffered, so what is on disk is exactly what was counted
                 written += os.pwrite(fd, view[written:], self._end + written)
@@ -114,10 +117,6 @@ class EpisodeSpool:
             return entry
         assert self._file is not None
         return _unpack(os.pread(self._file.fileno(), entry.size, entry.offset))
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
 
 
 def pack(episode: Episode) -> Packed:
