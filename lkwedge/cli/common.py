@@ -250,7 +250,7 @@ class EpisodeFilter(msgspec.Struct, frozen=True):
         if not self.active:
             return result
         kept = spool.where(result.episodes, self.keep)
-        counts = Counter(ep.verdict for ep in kept)
+        counts = Counter(ep.verdict for ep in spool.headers(kept))  # nothing read back from disk
         summary = msgspec.structs.replace(
             result.summary, verdicts={v: counts[v] for v in result.summary.verdicts},
             filtered_out=len(result.episodes) - len(kept))

@@ -641,21 +641,24 @@ def _scan_in_processes(inputs: Sequence[Input], options: ScanOptions, on_progres
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    gc.freeze()  # the workers' collections then skip what they inherit (no copy-on-write of those pages)
     spool = EpisodeSpool()
     entries: list[Entry] = []
     stats: list[StreamStats] = []
     done = 0
-    with ProcessPoolExecutor(max_workers=min(jobs, len(inputs)),
-                             mp_context=multiprocessing.get_context("fork")) as pool:
-        for source, (found, stream_stats) in zip(inputs, pool.map(_scan_file, inputs,
-                                                                 [options] * len(inputs)), strict=True):
-            for packed in found:
-                spool.append_packed(entries, packed)
-            stats.append(stream_stats)
-            done += source.size or 0
-            if on_progress is not None:
-                on_progress(done, total)
+    gc.freeze()  # the workers' collections then skip what they inherit (no copy-on-write of those pages)
+    try:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(inputs)),
+                                 mp_context=multiprocessing.get_context("fork")) as pool:
+            for source, (found, stream_stats) in zip(inputs, pool.map(_scan_file, inputs,
+                                                                     [options] * len(inputs)), strict=True):
+                for packed in found:
+                    spool.append_packed(entries, packed)
+                stats.append(stream_stats)
+                done += source.size or 0
+                if on_progress is not None:
+                    on_progress(done, total)
+    finally:
+        gc.unfreeze()  # a library caller's objects are collected as before
     return ScanResult(in_order(entries, spool), summarize(stats, options.window))
 
 

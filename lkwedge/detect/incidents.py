@@ -49,6 +49,9 @@ class Incident(msgspec.Struct):
                 "episodes": [ep.id for ep in self.episodes]}
 
 
+Start = tuple[dt.datetime, str, int]  # an episode's start, key and position
+
+
 def find_incidents(episodes: Sequence[Episode], gap: float = DEFAULT_GAP) -> list[Incident]:
     # Starts, keys and positions first: only the episodes that form an incident are held as objects
     # (a long scan's episodes may be spilled to disk, `lkwedge.detect.spool`).
@@ -71,9 +74,6 @@ def find_incidents(episodes: Sequence[Episode], gap: float = DEFAULT_GAP) -> lis
     for i, inc in enumerate(found, 1):
         inc.id = f"I{i}"
     return found
-
-
-Start = tuple[dt.datetime, str, int]  # an episode's start, key and position
 
 
 def _incident(file: str, run: list[Start], episodes: Sequence[Episode]) -> list[Incident]:
