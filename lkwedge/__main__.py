@@ -1,3 +1,3 @@
-from lkwedge.cli import main
+from lkwedge.cli import run
 
-main()
+run()

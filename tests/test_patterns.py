@@ -83,6 +83,7 @@ def test_user_pack_overrides_a_builtin_and_adds_patterns(tmp_path: Path) -> None
     ('[[patterns]]\nid = "x"\nrole = "bogus"\nliteral = "a"\nregex = "a"\n', "role must be one of"),
     ('[[patterns]]\nid = "x"\nrole = "progress"\nliteral = "a"\nregex = "("\n', "bad regex"),
     ('[[patterns]]\nid = "x"\nrole = "progress"\nliteral = "say \\"hi\\""\nregex = "a"\n', "quotes"),
+    ('[[patterns]]\nid = "x"\nrole = "progress"\nliteral = "two\\nlines"\nregex = "a"\n', "fit on one line"),
     ('[[patterns]]\nid = "x"\nrole = "attempt"\nliteral = "a"\nregex = "a"\n', "(?P<n>"),
     ('[pack]\nname = "empty"\n', "no [[patterns]]"),
 ])

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from lkwedge.cli import COMMAND_HELP, COMMAND_MODULES
 
 
 def _imported(*args: str, stdin: str = "") -> set[str]:
-    code = ("import sys, runpy; sys.argv = ['lkwedge', *sys.argv[1:]]\n"
-            "try:\n    runpy.run_module('lkwedge', run_name='__main__')\n"
+    code = ("import sys; sys.argv = ['lkwedge', *sys.argv[1:]]\n"
+            "from lkwedge.cli import main\n"
+            "try:\n    main()\n"
             "except SystemExit:\n    pass\n"
             "sys.stderr.write('\\nMODULES ' + ' '.join(sorted(sys.modules)) + '\\n')")
     proc = subprocess.run([sys.executable, "-c", code, *args], input=stdin, capture_output=True, text=True,
@@ -37,3 +39,34 @@ def test_a_piped_scan_loads_no_heavy_module(tmp_path) -> None:
         heavy = {m.split(".")[0] for m in loaded} & {"rich", "pandas", "pyparsing", "asyncio",
                                                         "prometheus_client"}
         assert not heavy and "urllib.request" not in loaded, (fmt, heavy)
+
+
+_STALL_SAMPLE = str(Path(__file__).parent.parent / "samples" / "agents_json_seed_stall.log")
+
+
+def _console_script(prelude: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """What the `lkwedge` console script does, after ``prelude``."""
+    code = (f"import sys\n{prelude}\nsys.argv = ['lkwedge', *sys.argv[1:]]\n"
+            "from lkwedge.cli import run\nrun()\n")
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_the_quick_exit_keeps_the_exit_code_the_output_and_the_exit_handlers(tmp_path: Path) -> None:
+    marker = tmp_path / "handler-ran"
+    proc = _console_script(f"import atexit; atexit.register(lambda: open({str(marker)!r}, 'w').close())",
+                           "scan", _STALL_SAMPLE)
+    assert proc.returncode == 1, proc.stderr                 # a stall: exit 1, as before
+    assert proc.stdout.startswith("stalled") and proc.stdout.endswith("\n")
+    assert "1 episode in 46 lines" in proc.stderr              # stderr flushed too
+    assert marker.exists()                                     # exit handlers (logging, coverage...) ran
+    usage = _console_script("", "scan", "--window", "soon", _STALL_SAMPLE)
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr
+
+
+def test_a_thread_still_running_at_the_end_gets_the_normal_exit(tmp_path: Path) -> None:
+    done = tmp_path / "thread-done"
+    prelude = ("import threading, time\n"
+               f"threading.Thread(target=lambda: (time.sleep(0.5), open({str(done)!r}, 'w').close()))"
+               ".start()")
+    proc = _console_script(prelude, "scan", _STALL_SAMPLE)
+    assert proc.returncode == 1 and done.exists()   # the interpreter waited for the thread, as always

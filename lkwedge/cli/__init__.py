@@ -120,3 +120,10 @@ def main(config_path: Path | None) -> None:
     from lkwedge.cli.pipes import guard_stdout
 
     guard_stdout()          # `lkwedge ... | head -1`: exit quietly with the results' code (issue 9)
+
+
+def run() -> None:
+    """The `lkwedge` console script: the group, then a quick exit (`lkwedge.cli.quick_exit`)."""
+    from lkwedge.cli.quick_exit import run_and_exit
+
+    run_and_exit(main)

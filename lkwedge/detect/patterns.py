@@ -94,6 +94,8 @@ def _pattern_from(entry: object, pack: str, path: Path, checked: bool) -> Patter
     if '"' in literal or "\\" in literal:
         # JSON log lines escape these characters, so such a literal would never be found in the raw line
         raise InputError(f"{where}: literal must not contain quotes or backslashes")
+    if any(c in literal for c in "\n\r"):
+        raise InputError(f"{where}: literal must fit on one line (no newline or carriage return)")
     regex = lazyre.compile(entry["regex"])
     if checked:
         try:

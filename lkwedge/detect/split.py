@@ -24,7 +24,7 @@ from lkwedge.detect.prefilter import BlockFacts
 MIN_SPLIT = 8 << 20  # bytes left to read: below this the fork and the hand-over save too little
 #: the parent also examines every candidate (the child's as they arrive): a small share of the
 #: prefiltering leaves both processes about equally busy
-PARENT_SHARE = 0.15
+PARENT_SHARE = 0.33
 PROBE = 64 << 10
 
 
