@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -41,23 +42,49 @@ def package_dir() -> Path:
 
 
 def lkwedge(*args: str) -> list[str]:
-    return [PY, "-m", "lkwedge", *args]
+    """The `lkwedge` console script beside this interpreter (what a user runs), else ``python -m``."""
+    script = Path(PY).with_name("lkwedge")
+    return [str(script), *args] if script.exists() else [PY, "-m", "lkwedge", *args]
 
 
-def timed(cmd: list[str] | str, runs: int, stdin: Path | None = None) -> tuple[float, float, int, bytes]:
-    """(min s, median s, peak RSS KiB, stdout of the last run) of a command run ``runs`` times."""
-    times, rss, out = [], 0, b""
+def scan_json(*args: str | Path) -> list[str]:
+    return lkwedge("scan", "--format", "json", *map(str, args))
+
+
+class Spec(NamedTuple):
+    """One command to time: its row's label, the command, and what its output must show."""
+
+    what: str
+    cmd: list[str] | str
+    stdin: Path | None = None
+    check: tuple[int, int] | None = None  # (episodes, stalls) its JSON must report
+    nlines: int | None = None
+
+
+def timed(specs: list[Spec], runs: int) -> list[tuple[float, float, int, bytes]]:
+    """(min s, median s, peak RSS KiB, stdout of the last run) of each command, run ``runs`` times in
+    turn (A B C A B C...): a machine whose speed drifts during the run moves every command alike, so
+    the ratios between them hold."""
+    times: list[list[float]] = [[] for _ in specs]
+    outs = [b""] * len(specs)
     for _ in range(runs):
-        before = time.perf_counter()
-        with open(stdin, "rb") if stdin else open(os.devnull, "rb") as fh:
-            proc = subprocess.run(cmd, stdin=fh, capture_output=True, shell=isinstance(cmd, str))
-        times.append(time.perf_counter() - before)
-        out = proc.stdout
-    if shutil.which("/usr/bin/time") and not isinstance(cmd, str):
-        with open(stdin or os.devnull, "rb") as fh:
-            probe = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, stdin=fh)
-        rss = int(probe.stderr.decode().strip().splitlines()[-1] or 0)
-    return min(times), statistics.median(times), rss, out
+        for i, spec in enumerate(specs):
+            before = time.perf_counter()
+            with open(spec.stdin, "rb") if spec.stdin else open(os.devnull, "rb") as fh:
+                proc = subprocess.run(spec.cmd, stdin=fh, capture_output=True,
+                                      shell=isinstance(spec.cmd, str))
+            times[i].append(time.perf_counter() - before)
+            outs[i] = proc.stdout
+    results = []
+    for spec, spent, out in zip(specs, times, outs, strict=True):
+        rss = 0
+        if shutil.which("/usr/bin/time") and not isinstance(spec.cmd, str):
+            with open(spec.stdin or os.devnull, "rb") as fh:
+                probe = subprocess.run(["/usr/bin/time", "-f", "%M", *spec.cmd], capture_output=True,
+                                       stdin=fh)
+            rss = int(probe.stderr.decode().strip().splitlines()[-1] or 0)
+        results.append((min(spent), statistics.median(spent), rss, out))
+    return results
 
 
 def build(workdir: Path, lines: int) -> dict[str, Path]:
@@ -148,78 +175,80 @@ def main() -> int:
 
     rss_of: dict[tuple[str, str], int] = {}
 
-    def row(workload: str, what: str, cmd: list[str] | str, base: float | None, stdin: Path | None = None,
-            check: tuple[int, int] | None = None, nlines: int | None = None) -> float:
-        best, median, rss, out = timed(cmd, args.runs, stdin)
-        rss_of[workload, what] = rss
-        note = ""
-        if check is not None:
-            got = counts(out)
-            note = f"{got[1]}/{got[0]} stalls/episodes"
-            if got != check:
-                problems.append(f"{workload}: {what} gave {got}, expected {check}")
-        rate = (nlines or lines) / best / 1e6
-        rows.append((workload, what, best, median, (base / best) if base else 1.0, rss,
-                     f"{rate:.2f} M lines/s {note}".strip()))
-        return best
+    def group(workload: str, specs: list[Spec], compare: bool = True) -> list[float]:
+        """Time ``specs`` in turn; each row's speed-up is against the first spec's best time (itself
+        1.00x), or none with ``compare`` False (absolute times). Returns the best times."""
+        bests = []
+        for spec, (best, median, rss, out) in zip(specs, timed(specs, args.runs), strict=True):
+            rss_of[workload, spec.what] = rss
+            note = ""
+            if spec.check is not None:
+                got = counts(out)
+                note = f"{got[1]}/{got[0]} stalls/episodes"
+                if got != spec.check:
+                    problems.append(f"{workload}: {spec.what} gave {got}, expected {spec.check}")
+            reference = bests[0] if bests and compare else best
+            rate = (spec.nlines or lines) / best / 1e6
+            rows.append((workload, spec.what, best, median, reference / best, rss,
+                         f"{rate:.2f} M lines/s {note}".strip()))
+            bests.append(best)
+        return bests
 
     for name in ("env_logger", "mixed", "agents_json"):
         path = files[name]
-        naive = row(name, "naive per-line loop (baseline)", [PY, str(HERE / "naive_baseline.py"), str(path)],
-                    None)
-        row(name, "bare Python line loop", [PY, "-c", "import sys\nfor _ in open(sys.argv[1], 'rb'): pass",
-                                            str(path)], naive)
-        row(name, "wc -l", ["wc", "-l", str(path)], naive)
-        row(name, "grep -c | cat", f"grep -c 'resuming connection' {path} | cat", naive)
         expect = EXPECTED.get(name) if lines == 1_000_000 else None
-        row(name, "lkwedge scan", lkwedge("scan", "--format", "json", str(path)), naive, check=expect)
-        row(name, "lkwedge scan --jobs 1 (one core)", lkwedge("scan", "--jobs", "1", "--format", "json",
-                                                               str(path)), naive, check=expect)
+        specs = [Spec("naive per-line loop (baseline)", [PY, str(HERE / "naive_baseline.py"), str(path)]),
+                 Spec("bare Python line loop",
+                      [PY, "-c", "import sys\nfor _ in open(sys.argv[1], 'rb'): pass", str(path)]),
+                 Spec("wc -l", ["wc", "-l", str(path)]),
+                 Spec("grep -c | cat", f"grep -c 'resuming connection' {path} | cat"),
+                 Spec("lkwedge scan", scan_json(path), check=expect),
+                 Spec("lkwedge scan --jobs 1 (one core)", scan_json("--jobs", "1", path), check=expect)]
         if name == "env_logger":
-            row(name, "lkwedge watch --once", lkwedge("watch", "--once", "--format", "json", str(path)),
-                naive, check=expect)
-            row(name, "lkwedge report", lkwedge("report", str(path)), naive)
-            if shutil.which("sec"):
-                conf = HERE / "sec-stalled-resume.conf"
-                if conf.exists():
-                    row(name, "SEC 2.9", ["sec", f"-conf={conf}", f"-input={path}", "-notail", "-debug=1"],
-                        naive)
+            specs += [Spec("lkwedge watch --once", lkwedge("watch", "--once", "--format", "json", str(path)),
+                           check=expect),
+                      Spec("lkwedge report", lkwedge("report", str(path)))]
+            conf = HERE / "sec-stalled-resume.conf"
+            if shutil.which("sec") and conf.exists():
+                specs.append(Spec("SEC 2.9",
+                                  ["sec", f"-conf={conf}", f"-input={path}", "-notail", "-debug=1"]))
+        group(name, specs)
     clean = files["env_logger"]
     for name in ("non_latin1", "letter_first", "early_traceback"):
-        base = row(name, "lkwedge scan (same file without it)",
-                   lkwedge("scan", "--format", "json", str(clean)), None)
-        row(name, "lkwedge scan", lkwedge("scan", "--format", "json", str(files[name])), base)
-    wc = row("long_line", "wc -l (reads the 200 MB once)", ["wc", "-l", str(files["long_line"])], None)
-    row("long_line", "lkwedge scan", lkwedge("scan", "--format", "json", str(files["long_line"])), wc)
-    one = row("one_job", "lkwedge scan", lkwedge("scan", "--format", "json", str(files["one_job"])), None)
-    row("open_jobs", "lkwedge scan, 10 000 open jobs", lkwedge("scan", "--format", "json",
-                                                               str(files["open_jobs"])), one)
+        group(name, [Spec("lkwedge scan (same file without it)", scan_json(clean)),
+                     Spec("lkwedge scan", scan_json(files[name]))])
+    group("long_line", [Spec("wc -l (reads the 200 MB once)", ["wc", "-l", str(files["long_line"])]),
+                        Spec("lkwedge scan", scan_json(files["long_line"]))])
+    group("one_job", [Spec("lkwedge scan", scan_json(files["one_job"])),
+                      Spec("lkwedge scan, 10 000 open jobs", scan_json(files["open_jobs"]))])
+    rows[-1] = ("open_jobs", *rows[-1][1:])
     empty = work / "empty.log"
     empty.write_text("")
-    row("start-up", "python -c pass", [PY, "-c", "pass"], None)
-    # the floor for any click command: the interpreter, click and the standard modules a log reader needs
-    row("start-up", "python -c 'import click, json, re, gzip, datetime...'",
-        [PY, "-c", "import click, dataclasses, json, datetime, re, gzip, tomllib, zoneinfo"], None)
-    row("start-up", "lkwedge --help", lkwedge("--help"), None)
-    row("start-up", "lkwedge scan (empty file)", lkwedge("scan", str(empty)), None)
+    group("start-up", [
+        Spec("python -c pass", [PY, "-c", "pass"]),
+        # the floor for any click command: the interpreter, click and the standard modules a log reader needs
+        Spec("python -c 'import click, json, re, gzip, datetime...'",
+             [PY, "-c", "import click, dataclasses, json, datetime, re, gzip, tomllib, zoneinfo"]),
+        Spec("lkwedge --help", lkwedge("--help")),
+        Spec("lkwedge scan (empty file)", lkwedge("scan", str(empty)))], compare=False)
     # What this machine gives two processes at once (2 vCPUs may share a physical core or a host):
     # the ceiling for any --jobs speed-up, measured in the same run.
     burn = "s = 0\nfor i in range(20_000_000): s += i"
-    alone = row("parallelism", "one CPU-bound Python process", [PY, "-c", burn], None)
-    row("parallelism", "two at once (speed-up = 2 x one / this)",
-        f"{PY} -c '{burn}' & {PY} -c '{burn}'; wait", 2 * alone)
+    alone, pair = timed([Spec("one", [PY, "-c", burn]),
+                         Spec("two", f"{PY} -c '{burn}' & {PY} -c '{burn}'; wait")], args.runs)
+    rows.append(("parallelism", "one CPU-bound Python process", alone[0], alone[1], 1.0, alone[2],
+                 f"{lines / alone[0] / 1e6:.2f} M lines/s"))
+    rows.append(("parallelism", "two at once (speed-up = 2 x one / this)", pair[0], pair[1],
+                 2 * alone[0] / pair[0], 0, f"{lines / pair[0] / 1e6:.2f} M lines/s"))
     copies = [str(files["env_logger"])] * 8
-    serial = row("8 files", "lkwedge scan --jobs 1",
-                 lkwedge("scan", "--jobs", "1", "--format", "json", *copies), None)
-    row("8 files", "lkwedge scan --jobs 2", lkwedge("scan", "--jobs", "2", "--format", "json", *copies),
-        serial)
+    group("8 files", [Spec("lkwedge scan --jobs 1", scan_json("--jobs", "1", *copies)),
+                      Spec("lkwedge scan --jobs 2", scan_json("--jobs", "2", *copies))])
     if args.big:
         big = work / "env_logger-10000000.log"
         if not big.exists():
             subprocess.run([PY, str(HERE / "gen_synth.py"), "--lines", "10000000", "--seed", "42", "--out",
                             str(big)], check=True, stdout=subprocess.DEVNULL)
-        row("env_logger 10M", "lkwedge scan", lkwedge("scan", "--format", "json", str(big)), None,
-            nlines=10_000_000)
+        group("env_logger 10M", [Spec("lkwedge scan", scan_json(big), nlines=10_000_000)])
         small, large = rss_of["env_logger", "lkwedge scan"], rss_of["env_logger 10M", "lkwedge scan"]
         if small and large > 1.15 * small:
             problems.append(f"peak RSS on 10M lines is {large / 1024:.0f} MiB, "

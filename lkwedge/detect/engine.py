@@ -244,16 +244,17 @@ class Detector:
             return
         first_lineno = stream.buffered[0][0] if stream.buffered else 1
         sample = split_lines(b"".join(block for _, block in stream.buffered[:SNIFF_LINES]))[:SNIFF_LINES]
-        if _newest_first(sample):
+        records = [parse_line(text) for text in sample]  # once: the three questions below all need them
+        if _newest_first(sample, records):
             stream.reading = Reading.NEWEST_FIRST
             return
-        stream.reading = Reading.MULTI_LINE if needs_line_by_line(sample) else Reading.PER_LINE
+        stream.reading = Reading.MULTI_LINE if needs_line_by_line(sample, records) else Reading.PER_LINE
         stream.dual_printing = any(_KEYED_JSON.search(text) for text in sample)
         stream.odd_by_automaton = odd_by_automaton(sample)
         if stream.reading is Reading.PER_LINE:
             # the first dated line is examined too: it dates the time-only lines that may follow it
-            stream.anchor_line = next((first_lineno + i for i, text in enumerate(sample)
-                                       if parse_line(text).time is not None), 0)
+            stream.anchor_line = next((first_lineno + i for i, record in enumerate(records)
+                                       if record.time is not None), 0)
         buffered, stream.buffered, stream.buffered_lines = stream.buffered, [], 0
         for lineno, block in buffered:
             self._read(stream, lineno, block, 0, len(block))
@@ -683,27 +684,27 @@ def _twins(a: Hit, a_message: str, b: Hit, b_message: str) -> bool:
     return True
 
 
-def needs_line_by_line(sample: list[str]) -> bool:
+def needs_line_by_line(sample: list[str], records: list[Record]) -> bool:
     """Multi-line records (Rich console rows, CRI partials, display-time lines) need every line. Other
-    indented lines (a Python traceback, a pretty-printed dict) are records of their own."""
-    for line in sample:
+    indented lines (a Python traceback, a pretty-printed dict) are records of their own. ``records``:
+    the sample's lines parsed."""
+    for line, record in zip(sample, records, strict=True):
         if not line.strip() or line == TOO_LONG:
             continue
-        if line[0] in " \t" and parse_line(line).rich:
+        if line[0] in " \t" and record.rich:
             return True
         if " stdout P " in line[:48] or " stderr P " in line[:48]:
             return True
-        if parse_line(line).display_time_only:
+        if record.display_time_only:
             return True
     return False
 
 
-def _newest_first(sample: list[str]) -> bool:
+def _newest_first(sample: list[str], records: list[Record]) -> bool:
     times: list[dt.datetime | dt.time] = []
-    for line in sample:
+    for line, record in zip(sample, records, strict=True):
         if line == TOO_LONG:
             continue
-        record = parse_line(line)
         if record.time is not None:
             times.append(record.time)
         elif record.time_of_day is not None:
