@@ -130,6 +130,8 @@ class Stream:
         self.anchor_line = 0  # one record per line: the first dated line, examined like a pattern line
         self.odd_by_automaton = False  # how odd line starts are found (the same lines either way)
         self.read_error: str | None = None  # it failed part-way (a damaged gzip): judged up to there
+        #: called once when the reading is known, before any line is examined (`read_input` forks there)
+        self.on_decided: Callable[[], None] | None = None
 
     def stats(self) -> StreamStats:
         notes: list[str] = []
@@ -255,6 +257,9 @@ class Detector:
             # the first dated line is examined too: it dates the time-only lines that may follow it
             stream.anchor_line = next((first_lineno + i for i, record in enumerate(records)
                                        if record.time is not None), 0)
+        if stream.on_decided is not None:
+            decided, stream.on_decided = stream.on_decided, None
+            decided()
         buffered, stream.buffered, stream.buffered_lines = stream.buffered, [], 0
         for lineno, block in buffered:
             self._read(stream, lineno, block, 0, len(block))
@@ -531,6 +536,20 @@ def read_input(detector: Detector, stream: Stream, source: Input,
     try:
         with open_binary(source.path, source.name) as raw:
             binary = _UpToDamage(raw)
+
+            def fork_child() -> None:
+                """The reading is known and nothing is examined yet: the sooner the child starts, the
+                more of its work overlaps this process's first examinations (regexes compile then)."""
+                nonlocal child, stop_at
+                if stream.reading is Reading.PER_LINE and split_file.possible(
+                        source.path, binary.gzipped, position, source.size):
+                    child = split_file.fork(
+                        source.path, position, source.size,  # type: ignore[arg-type]
+                        lambda start, emit: _prefilter_from(detector, stream, source, start, emit))
+                    stop_at = None if child is None else child.start
+
+            if split and stream.reading is Reading.UNDECIDED:
+                stream.on_decided = fork_child
             try:
                 while True:
                     want = SCAN_CHUNK if stop_at is None else min(SCAN_CHUNK, stop_at - position)
@@ -555,15 +574,8 @@ def read_input(detector: Detector, stream: Stream, source: Input,
                         on_position(min(source.size or 0, _tell(raw)))
                     if not keep_going():
                         return
-                    if split and stream.reading is Reading.PER_LINE:
-                        split = False  # one try
-                        gzipped = is_gzip_file(raw)
-                        if split_file.possible(source.path, gzipped, position, source.size):
-                            child = split_file.fork(
-                                source.path, position, source.size,  # type: ignore[arg-type]
-                                lambda start, emit: _prefilter_from(detector, stream, source, start, emit))
-                            stop_at = None if child is None else child.start
             finally:
+                stream.on_decided = None
                 if child is not None:
                     child.abandon()
     except InputError as exc:
@@ -605,11 +617,11 @@ class _UpToDamage:
 
     def __init__(self, binary: BinaryIO) -> None:
         self._binary = binary
-        self._gzip = is_gzip_file(binary)
+        self.gzipped = is_gzip_file(binary)
         self._error: Exception | None = None
 
     def read(self, size: int = -1) -> bytes:
-        if not self._gzip or size < 0:
+        if not self.gzipped or size < 0:
             return self._binary.read(size)
         if self._error is not None:
             raise self._error

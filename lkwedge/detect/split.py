@@ -22,10 +22,10 @@ from typing import BinaryIO
 from lkwedge.detect.prefilter import BlockFacts
 
 MIN_SPLIT = 8 << 20  # bytes left to read: below this the fork and the hand-over save too little
-#: the parent also examines every candidate (the child's as they arrive), so it prefilters only a third:
-#: measured best for env_logger, mixed and agents JSON alike (0.30-0.35; at 0.15 the parent sat idle
-#: for a third of the run waiting for the child's frames)
-PARENT_SHARE = 0.33
+#: the parent also examines every candidate (the child's as they arrive), so it prefilters less than a
+#: third: measured best for env_logger, mixed and agents JSON alike (0.28-0.33; at 0.15 the parent sat
+#: idle for a third of the run waiting for the child's frames)
+PARENT_SHARE = 0.30
 PROBE = 64 << 10
 
 

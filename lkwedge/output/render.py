@@ -14,6 +14,8 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Protocol, TextIO
 
+import msgspec
+
 from lkwedge.detect.engine import ScanResult
 from lkwedge.detect.episodes import Episode
 from lkwedge.detect.incidents import Incident, incident_of
@@ -35,6 +37,17 @@ if TYPE_CHECKING:
 
 GAP = 2          # spaces between table columns
 NOTE_LIMIT = 400  # characters of a note shown on a terminal (the JSON has all of it)
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def one_line_json(value: object) -> str:
+    """``value`` on one line, as ``json.dumps(value, ensure_ascii=False)`` writes it (the same spaces
+    after ``,`` and ``:``, non-ASCII text as is), encoded by msgspec in a third of the time: 449
+    episodes took 5.5 ms. Only a float in exponent form is spelled differently (``1e16``, not
+    ``1e+16``): the same number to any JSON reader."""
+    return msgspec.json.format(_ENCODER.encode(value), indent=0).decode()
 
 
 def _episode_dict(ep: Episode, incident_ids: dict[str, str] | None) -> dict[str, object]:
@@ -68,9 +81,9 @@ def write_json_document(parts: Iterable[tuple[str, object]], out: TextIO) -> Non
             items = iter(value)
             first = next(items, _NOTHING)
             if first is not _NOTHING:
-                out.write(f"  {name}: [\n    {json.dumps(first, ensure_ascii=False)}")
+                out.write(f"  {name}: [\n    {one_line_json(first)}")
                 for item in items:
-                    out.write(f",\n    {json.dumps(item, ensure_ascii=False)}")
+                    out.write(f",\n    {one_line_json(item)}")
                 out.write("\n  ]")
                 continue
             value = []
@@ -85,8 +98,8 @@ _NOTHING = object()
 def write_jsonl(result: ScanResult, out: TextIO, incidents: list[Incident] | None = None) -> None:
     ids = None if incidents is None else incident_of(incidents)
     for ep in result.episodes:
-        out.write(json.dumps(_episode_dict(ep, ids), ensure_ascii=False) + "\n")
-    out.write(json.dumps({"summary": result.summary.to_dict()}, ensure_ascii=False) + "\n")
+        out.write(one_line_json(_episode_dict(ep, ids)) + "\n")
+    out.write(one_line_json({"summary": result.summary.to_dict()}) + "\n")
 
 
 def incident_line(inc: Incident) -> str:
