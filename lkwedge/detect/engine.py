@@ -44,6 +44,7 @@ from lkwedge.detect.prefilter import (
     job_id,
     line_text,
     odd_by_automaton,
+    wrapper_prefixes,
 )
 from lkwedge.detect.spool import Entry, EpisodeSpool, Packed, in_order, pack
 from lkwedge.detect.summary import SUMMARY_VERDICTS, ReadError, Summary
@@ -129,6 +130,7 @@ class Stream:
         self.reversed = False
         self.anchor_line = 0  # one record per line: the first dated line, examined like a pattern line
         self.odd_by_automaton = False  # how odd line starts are found (the same lines either way)
+        self.wrappers: tuple[bytes, ...] = ()  # ... and the wrapper prefixes that may save the regex
         self.read_error: str | None = None  # it failed part-way (a damaged gzip): judged up to there
         #: called once when the reading is known, before any line is examined (`read_input` forks there)
         self.on_decided: Callable[[], None] | None = None
@@ -253,6 +255,7 @@ class Detector:
         stream.reading = Reading.MULTI_LINE if needs_line_by_line(sample, records) else Reading.PER_LINE
         stream.dual_printing = any(_KEYED_JSON.search(text) for text in sample)
         stream.odd_by_automaton = odd_by_automaton(sample)
+        stream.wrappers = () if stream.odd_by_automaton else wrapper_prefixes(sample)
         if stream.reading is Reading.PER_LINE:
             # the first dated line is examined too: it dates the time-only lines that may follow it
             stream.anchor_line = next((first_lineno + i for i, record in enumerate(records)
@@ -344,7 +347,7 @@ class Detector:
         pattern literal (and the first dated line); count the others, and parse only those whose start
         fits no known shape (`lkwedge.detect.prefilter.block_facts`)."""
         anchor = stream.anchor_line - first_lineno if stream.anchor_line >= first_lineno else -1
-        facts = block_facts(self.prefilter, buf, start, end, stream.odd_by_automaton, anchor)
+        facts = block_facts(self.prefilter, buf, start, end, stream.odd_by_automaton, anchor, stream.wrappers)
         return self.apply(stream, first_lineno, facts)
 
     def apply(self, stream: Stream, first_lineno: int, facts: BlockFacts) -> int:
@@ -595,7 +598,8 @@ def _prefilter_from(detector: Detector, stream: Stream, source: Input, start: in
         fh.seek(start)
         for data in read_chunks(fh, source.name, SCAN_CHUNK):
             for buf, begin, end in framer.feed_spans(data):
-                facts.extend(block_facts(detector.prefilter, buf, begin, end, stream.odd_by_automaton))
+                facts.extend(block_facts(detector.prefilter, buf, begin, end, stream.odd_by_automaton,
+                                         wrappers=stream.wrappers))
             last_newline = data.rfind(b"\n")
             if last_newline >= 0:  # the facts hold every line up to here, and nothing after it
                 line_start = position + last_newline + 1
@@ -606,7 +610,8 @@ def _prefilter_from(detector: Detector, stream: Stream, source: Input, start: in
                 facts, pending = BlockFacts(0, [], {}, []), 0
     last = framer.finish_block()
     if last:
-        facts.extend(block_facts(detector.prefilter, last, 0, len(last), stream.odd_by_automaton))
+        facts.extend(block_facts(detector.prefilter, last, 0, len(last), stream.odd_by_automaton,
+                                 wrappers=stream.wrappers))
     emit(facts, position)
 
 
