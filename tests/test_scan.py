@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -269,3 +272,16 @@ _JSON_VALUES = st.recursive(
 def test_json_items_are_written_exactly_as_json_dumps_writes_them(value: object) -> None:
     # the JSON output encodes its items with msgspec (3x faster); people and grep see the same text
     assert one_line_json(value) == json.dumps(value, ensure_ascii=False)
+
+
+def test_json_output_of_a_file_name_that_is_not_utf8(tmp_path: Path) -> None:
+    # msgspec refuses the surrogate that stands for the 0xff byte; the item is written as json.dumps
+    # writes it, through stdout's error handler (the raw byte back)
+    name = os.fsdecode(b"agent-\xff.log")
+    (tmp_path / name).write_text(SEED)
+    proc = subprocess.run([sys.executable, "-m", "lkwedge", "scan", "--format", "json", name], cwd=tmp_path,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 1 and b"internal error" not in proc.stderr, proc.stderr
+    document = json.loads(proc.stdout.decode("utf-8", "surrogateescape"))
+    assert document["episodes"][0]["file"] == name and document["episodes"][0]["verdict"] == "stalled"
+    assert one_line_json({"file": name}) == json.dumps({"file": name}, ensure_ascii=False)

@@ -70,3 +70,18 @@ def test_a_thread_still_running_at_the_end_gets_the_normal_exit(tmp_path: Path) 
                ".start()")
     proc = _console_script(prelude, "scan", _STALL_SAMPLE)
     assert proc.returncode == 1 and done.exists()   # the interpreter waited for the thread, as always
+
+
+def test_a_closed_stderr_or_stdout_keeps_the_exit_code(tmp_path: Path) -> None:
+    healthy = str(Path(__file__).parent.parent / "samples" / "agents_json_healthy_resume.log")
+    lkwedge = [sys.executable, "-m", "lkwedge"]
+    # `2>&-` / `>&-`: Python starts with that stream set to None; the exit must not trip over it
+    closed_stderr = subprocess.run(["sh", "-c", '"$@" 2>&-', "sh", *lkwedge, "check", healthy],
+                                   capture_output=False, stdout=subprocess.DEVNULL, timeout=60)
+    assert closed_stderr.returncode == 0                      # a passing CI gate stays passing
+    stall = subprocess.run(["sh", "-c", '"$@" 2>&-', "sh", *lkwedge, "scan", _STALL_SAMPLE],
+                           stdout=subprocess.DEVNULL, timeout=60)
+    assert stall.returncode == 1
+    version = subprocess.run(["sh", "-c", '"$@" >&-', "sh", *lkwedge, "--version"], capture_output=True,
+                             text=True, timeout=60)
+    assert version.returncode == 0 and "Traceback" not in version.stderr

@@ -6,7 +6,8 @@ output file is closed where it is written, the split child has been waited for a
 unnamed file. So, when no other thread is left to join, the exit handlers run (logging, weakref
 finalizers, a coverage tool's save...), both standard streams are flushed, and the process ends with
 ``os._exit``. Anything unusual (another thread still alive, a non-integer exit code, a failing flush)
-takes Python's normal exit instead, which gives the same result more slowly.
+takes Python's normal exit instead, which gives the same result more slowly; a standard stream that
+was closed at start (None) is skipped.
 """
 
 from __future__ import annotations
@@ -34,10 +35,12 @@ def leave(code: object) -> None:
         raise SystemExit(code)
     run_exit_handlers()
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:  # started with that descriptor closed (`2>&-`): nothing to flush
+            continue
         try:
             stream.flush()
         except SystemExit as exc:  # lkwedge's pipe-safe stdout: the results could not be written
             code = exc.code if isinstance(exc.code, int) else 2
-        except (OSError, ValueError):  # what the interpreter's own final flush would report as 120
+        except Exception:  # anything else: as the interpreter's own exit would report it (e.g. 120)
             raise SystemExit(code) from None
     os._exit(code)
