@@ -4,6 +4,7 @@ the second part. The answer must be the one a single process gives, whatever hap
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -86,7 +87,7 @@ def test_a_child_dying_part_way_leaves_the_rest_to_the_parent(tmp_path: Path, sm
     alone = _answer([str(log)], jobs=1)
     real = engine._prefilter_from
 
-    def dies_after_two_frames(detector, stream, source, start, emit):  # type: ignore[no-untyped-def]
+    def dies_after_two_frames(detector, stream, fd, start, emit):  # type: ignore[no-untyped-def]
         sent = []
 
         def emit_two(facts, resume_at):  # type: ignore[no-untyped-def]
@@ -95,11 +96,62 @@ def test_a_child_dying_part_way_leaves_the_rest_to_the_parent(tmp_path: Path, sm
             sent.append(resume_at)
             emit(facts, resume_at)
 
-        real(detector, stream, source, start, emit_two)
+        real(detector, stream, fd, start, emit_two)
 
     monkeypatch.setattr(engine, "_prefilter_from", dies_after_two_frames)
     assert _answer([str(log)], jobs=2) == alone
     assert small_split == ["failed after 2"]
+
+
+@pytest.mark.parametrize("rotation", ["renamed", "replaced", "deleted"])
+def test_a_file_rotated_as_the_child_starts_is_read_as_it_was_opened(tmp_path: Path, small_split: list,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   rotation: str) -> None:
+    """logrotate moves the file away (and may create a new one) mid-scan: both processes read the file
+    that was opened, through its descriptor, never the path's new occupant."""
+    log = _big_log(tmp_path / "big.log", 60_000)
+    alone = _answer([str(log)], jobs=1)
+    real_fork = split_file.fork
+
+    def rotate_then_fork(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if rotation == "deleted":
+            log.unlink()
+        else:
+            log.rename(tmp_path / "big.log.1")
+        if rotation == "replaced":
+            log.write_text("[2026-05-01T10:00:00Z INFO my_agent] a new day\n" * 50_000)
+        return real_fork(*args, **kwargs)
+
+    monkeypatch.setattr(split_file, "fork", rotate_then_fork)
+    assert _answer([str(log)], jobs=2) == alone
+    assert small_split == ["used"]
+
+
+def test_a_file_truncated_under_the_parent_ends_where_the_parent_found_its_end(
+        tmp_path: Path, small_split: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Truncated while the parent reads its share: the scan ends at the new end, as one reader's would;
+    nothing the child read of the old content is spliced on after it."""
+    log = _big_log(tmp_path / "big.log", 60_000)
+    real_fork = split_file.fork
+    cut: list[int] = []
+
+    def fork_then_truncate(fd, position, size, prefilter_from):  # type: ignore[no-untyped-def]
+        child = real_fork(fd, position, size, prefilter_from)
+        cut.append(split_file.next_line_start(fd, position + 200_000))  # in the parent's share
+        assert child is not None and cut[0] < child.start
+        os.truncate(log, cut[0])  # the child may have read its part already: it must not be used
+        return child
+
+    monkeypatch.setattr(split_file, "fork", fork_then_truncate)
+    shared = _answer([str(log)], jobs=2)
+    head = tmp_path / "head.log"
+    head.write_bytes(Path(str(log)).read_bytes())  # the file as it now is: its first ``cut`` bytes
+    assert head.stat().st_size == cut[0]
+    alone = _answer([str(head)], jobs=1)
+    as_big = json.dumps(alone["episodes"], default=str).replace("head.log", "big.log")
+    assert json.dumps(shared["episodes"], default=str) == as_big
+    assert shared["summary"]["lines"] == alone["summary"]["lines"]
+    assert small_split == []  # the child's frames were never examined
 
 
 def test_gzip_and_small_files_are_not_split(tmp_path: Path, small_split: list) -> None:

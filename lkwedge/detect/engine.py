@@ -58,7 +58,6 @@ from lkwedge.read.framing import (
     LineFramer,
     is_gzip_file,
     open_binary,
-    read_chunks,
     read_some,
     split_lines,
 )
@@ -546,9 +545,10 @@ def read_input(detector: Detector, stream: Stream, source: Input,
                 nonlocal child, stop_at
                 if stream.reading is Reading.PER_LINE and split_file.possible(
                         source.path, binary.gzipped, position, source.size):
+                    fd = raw.fileno()
                     child = split_file.fork(
-                        source.path, position, source.size,  # type: ignore[arg-type]
-                        lambda start, emit: _prefilter_from(detector, stream, source, start, emit))
+                        fd, position, source.size,  # type: ignore[arg-type]
+                        lambda start, emit: _prefilter_from(detector, stream, fd, start, emit))
                     stop_at = None if child is None else child.start
 
             if split and stream.reading is Reading.UNDECIDED:
@@ -559,6 +559,12 @@ def read_input(detector: Detector, stream: Stream, source: Input,
                     data = read_some(binary, source.name, want) if want > 0 else b""  # type: ignore[arg-type]
                     if not data:
                         if child is None:
+                            break
+                        if position < stop_at:  # type: ignore[operator]
+                            # the file shrank under us (truncated): end here, as one reader would,
+                            # rather than splice on what the child read of the old content
+                            child.abandon()
+                            child = None
                             break
                         for facts in child.frames():
                             lineno += detector.apply(stream, lineno, facts)
@@ -586,28 +592,25 @@ def read_input(detector: Detector, stream: Stream, source: Input,
     detector.feed_block(stream, lineno, framer.finish_block())
 
 
-def _prefilter_from(detector: Detector, stream: Stream, source: Input, start: int,
-                    emit: split_file.Emit) -> None:
-    """In the child: the facts of ``source`` from line start ``start`` to its end, framed as the parent
-    frames them, handed to ``emit`` a few MiB of input at a time with the offset of the line start that
-    follows them (where the parent would read on if the child failed later)."""
+def _prefilter_from(detector: Detector, stream: Stream, fd: int, start: int, emit: split_file.Emit) -> None:
+    """In the child: the facts of the file open as ``fd`` from line start ``start`` to its end, framed as
+    the parent frames them, handed to ``emit`` a few MiB of input at a time with the offset of the line
+    start that follows them (where the parent would read on if the child failed later)."""
     framer = LineFramer(detector.options.max_line)
     facts = BlockFacts(0, [], {}, [])
     pending, position, line_start = 0, start, start
-    with open(source.path, "rb") as fh:  # type: ignore[arg-type]
-        fh.seek(start)
-        for data in read_chunks(fh, source.name, SCAN_CHUNK):
-            for buf, begin, end in framer.feed_spans(data):
-                facts.extend(block_facts(detector.prefilter, buf, begin, end, stream.odd_by_automaton,
-                                         wrappers=stream.wrappers))
-            last_newline = data.rfind(b"\n")
-            if last_newline >= 0:  # the facts hold every line up to here, and nothing after it
-                line_start = position + last_newline + 1
-            position += len(data)
-            pending += len(data)
-            if pending >= SPOOL_EVERY:
-                emit(facts, line_start)
-                facts, pending = BlockFacts(0, [], {}, []), 0
+    for data in split_file.pread_chunks(fd, start, SCAN_CHUNK):
+        for buf, begin, end in framer.feed_spans(data):
+            facts.extend(block_facts(detector.prefilter, buf, begin, end, stream.odd_by_automaton,
+                                     wrappers=stream.wrappers))
+        last_newline = data.rfind(b"\n")
+        if last_newline >= 0:  # the facts hold every line up to here, and nothing after it
+            line_start = position + last_newline + 1
+        position += len(data)
+        pending += len(data)
+        if pending >= SPOOL_EVERY:
+            emit(facts, line_start)
+            facts, pending = BlockFacts(0, [], {}, []), 0
     last = framer.finish_block()
     if last:
         facts.extend(block_facts(detector.prefilter, last, 0, len(last), stream.odd_by_automaton,

@@ -44,17 +44,26 @@ def fork_safe() -> bool:
         for thread in threading.enumerate())
 
 
-def next_line_start(path: str, offset: int) -> int | None:
-    """The first line start at or after ``offset`` (just after a newline), or None if none follows."""
-    with open(path, "rb") as fh:
-        fh.seek(offset - 1)
-        position = offset - 1
-        while chunk := fh.read(PROBE):
-            newline = chunk.find(b"\n")
-            if newline >= 0:
-                return position + newline + 1
-            position += len(chunk)
+def next_line_start(fd: int, offset: int) -> int | None:
+    """The first line start at or after ``offset`` (just after a newline) in the file open as ``fd``,
+    or None if none follows. Read with pread: the descriptor's offset is the caller's."""
+    position = offset - 1
+    while chunk := os.pread(fd, PROBE, position):
+        newline = chunk.find(b"\n")
+        if newline >= 0:
+            return position + newline + 1
+        position += len(chunk)
     return None
+
+
+def pread_chunks(fd: int, start: int, size: int) -> Iterator[bytes]:
+    """The file open as ``fd`` from ``start`` to its end, ``size`` bytes at a time, without moving the
+    descriptor's offset (a forked child shares it with its parent). The file is the one the parent
+    opened even if its path has since been renamed, replaced or deleted (log rotation)."""
+    offset = start
+    while data := os.pread(fd, size, offset):
+        offset += len(data)
+        yield data
 
 
 class Child:
@@ -107,11 +116,14 @@ class Child:
 Emit = Callable[[BlockFacts, int], None]
 
 
-def fork(path: str, position: int, size: int, prefilter_from: Callable[[int, Emit], None]) -> Child | None:
-    """Start a child on the part of ``path`` after the parent's share of what is left after
-    ``position``; ``prefilter_from(start, emit)`` is what the child runs. None: not worth it or not
-    possible."""
-    start = next_line_start(path, position + int((size - position) * PARENT_SHARE))
+def fork(fd: int, position: int, size: int, prefilter_from: Callable[[int, Emit], None]) -> Child | None:
+    """Start a child on the part of the file open as ``fd`` after the parent's share of what is left
+    after ``position``; ``prefilter_from(start, emit)`` is what the child runs (reading ``fd`` with
+    `pread_chunks`). None: not worth it or not possible."""
+    try:
+        start = next_line_start(fd, position + int((size - position) * PARENT_SHARE))
+    except OSError:
+        return None
     if start is None or size - start < MIN_SPLIT // 4:
         return None
     import tempfile  # here, not at start-up (shutil, random...: 5 ms every run would pay)
