@@ -85,3 +85,24 @@ def test_a_closed_stderr_or_stdout_keeps_the_exit_code(tmp_path: Path) -> None:
     version = subprocess.run(["sh", "-c", '"$@" >&-', "sh", *lkwedge, "--version"], capture_output=True,
                              text=True, timeout=60)
     assert version.returncode == 0 and "Traceback" not in version.stderr
+
+
+def test_output_errors_of_help_and_a_closed_stdout_are_one_line_and_keep_the_code() -> None:
+    full = subprocess.run(["sh", "-c", '"$@" > /dev/full', "sh", sys.executable, "-m", "lkwedge", "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert full.returncode == 2 and full.stderr.count("\n") == 1 and "cannot write the output" in full.stderr
+    closed = subprocess.run(["sh", "-c", '"$@" >&-', "sh", sys.executable, "-m", "lkwedge", "scan",
+                             _STALL_SAMPLE], capture_output=True, text=True, timeout=60)
+    assert closed.returncode == 1 and "Traceback" not in closed.stderr and "internal" not in closed.stderr
+
+
+def test_ctrl_c_in_a_command_that_does_not_handle_it_exits_130_not_1() -> None:
+    # click would print "Aborted!" and exit 1, which means "stall found" here; an interrupt while
+    # `report` imports pandas was such a place
+    prelude = ("import builtins\nreal_import = builtins.__import__\n"
+               "def interrupted(name, *args, **kwargs):\n"
+               "    if name == 'lkwedge.output.report':\n        raise KeyboardInterrupt\n"
+               "    return real_import(name, *args, **kwargs)\n"
+               "builtins.__import__ = interrupted")
+    proc = _console_script(prelude, "report", _STALL_SAMPLE)
+    assert proc.returncode == 130 and proc.stderr.strip() == "lkwedge: interrupted", proc.stderr

@@ -72,7 +72,11 @@ class LazyGroup(click.Group):
         sub_args = [*ctx._protected_args, *ctx.args]
         path = _config_flag(sub_args[1:]) or ctx.params.get("config_path")
         _load_config_into(ctx, path)
-        return super().invoke(ctx)
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # Ctrl-C where a command does not handle it: not click's exit 1 ("stall")
+            sys.stderr.write("lkwedge: interrupted\n")
+            sys.exit(130)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -123,7 +127,10 @@ def main(config_path: Path | None) -> None:
 
 
 def run() -> None:
-    """The `lkwedge` console script: the group, then a quick exit (`lkwedge.cli.quick_exit`)."""
+    """The `lkwedge` console script: the group, then a quick exit (`lkwedge.cli.quick_exit`). stdout is
+    guarded from the start, so that even `--help > /dev/full` ends in one line and exit 2."""
+    from lkwedge.cli.pipes import guard_stdout
     from lkwedge.cli.quick_exit import run_and_exit
 
+    guard_stdout()
     run_and_exit(main)

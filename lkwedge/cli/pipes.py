@@ -88,10 +88,13 @@ class PipeSafeStdout:
 
 
 def guard_stdout() -> PipeSafeStdout:
-    """Install the wrapper once (idempotent) and return it."""
+    """Install the wrapper once (idempotent) and return it. A stdout closed before we started (`>&-`:
+    Python then has none) is treated like a reader that left: the output is dropped, the code kept."""
     current = sys.stdout
     if isinstance(current, PipeSafeStdout):
         return current
+    if current is None:
+        current = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - stdout for the process's life
     wrapped = PipeSafeStdout(current)
     sys.stdout = wrapped  # type: ignore[assignment]
     return wrapped
