@@ -72,3 +72,22 @@ def spilling_every_episode():
         yield
     finally:
         spool.HOLD = held
+
+
+@pytest.fixture
+def watches():
+    """Start `lkwedge watch` processes (`fleet_helpers.Watch`); any still running at the end is killed.
+    (test_watch.py has a Watch of its own and its own fixture of this name.)"""
+    from fleet_helpers import Watch
+
+    started: list[Watch] = []
+
+    def start(*args: str) -> Watch:
+        started.append(Watch(*args))
+        return started[-1]
+
+    yield start
+    for w in started:
+        if w.proc.poll() is None:
+            w.proc.kill()
+            w.proc.wait(5)

@@ -18,7 +18,6 @@ from fleet_helpers import (
     RECOVERED,
     RESTART_FAILED,
     Alertmanager,
-    Watch,
     agents,
     free_port,
     http_get,
@@ -32,21 +31,6 @@ def alertmanager(tmp_path: Path):
     am = Alertmanager(tmp_path)
     yield am
     am.stop()
-
-
-@pytest.fixture
-def watches():
-    started: list[Watch] = []
-
-    def start(*args: str) -> Watch:
-        started.append(Watch(*args))
-        return started[-1]
-
-    yield start
-    for w in started:
-        if w.proc.poll() is None:
-            w.proc.kill()
-            w.proc.wait(5)
 
 
 def _iso(text: str) -> dt.datetime:

@@ -30,21 +30,6 @@ from fleet_helpers import (
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def watches():
-    started: list[Watch] = []
-
-    def start(*args: str) -> Watch:
-        started.append(Watch(*args))
-        return started[-1]
-
-    yield start
-    for w in started:
-        if w.proc.poll() is None:
-            w.proc.kill()
-            w.proc.wait(5)
-
-
 def scrape(w: Watch) -> str:
     status, ctype, body = http_get(w.metrics_url())
     assert status == 200 and ctype.startswith("text/plain"), (status, ctype)
