@@ -7,7 +7,8 @@ the middle) and only where enough is left to repay the fork. The child starts at
 and prefilters exactly as this process would, and spools its `BlockFacts` to a temporary file, frame by
 frame; the parent, having read up to that line, examines the child's candidates in order as the frames
 come. Any cut gives the same answer, and if the child fails for any reason the parent reads on by itself
-from the end of the last frame the child finished.
+from the end of the last frame the child finished. Both read the file through the descriptor the parent
+opened (the child with pread), so a file rotated away mid-scan is still the one read.
 """
 
 from __future__ import annotations
