@@ -26,10 +26,12 @@ from lkwedge.read.framing import TOO_LONG
 TAIL_LINES = 64  # the end of a one-record-per-line input is searched this far back for its last time
 TOO_LONG_BYTES = TOO_LONG.encode()
 
+#: a compose-style wrapper ("svc  | "); not \s: a wrapper never spans two lines
+_WRAPPER_SHAPE = rb"[A-Za-z][\w.-]*[ \t]+\| "
 #: a line start that fits a known shape: a bracket, JSON, digit, indentation, escape, CR or a blank line,
-#: or a known letter-first wrapper (compose "svc  | ", journald "Jan 30 18:24:43", Cloud Logging, basicConfig)
+#: or a known letter-first wrapper (compose, journald "Jan 30 18:24:43", Cloud Logging, basicConfig)
 _KNOWN_START = (rb"[\[{0-9 \t\r\x1b\n]"
-                rb"|[A-Za-z][\w.-]*[ \t]+\| "  # not \s: a wrapper never spans two lines
+                rb"|" + _WRAPPER_SHAPE +
                 rb"|[A-Z][a-z]{2} +\d{1,2} \d\d:"
                 rb"|(?:DEFAULT|DEBUG|INFO|NOTICE|WARNING|ERROR|CRITICAL|ALERT|EMERGENCY) \d{4}-"
                 rb"|(?:CRITICAL|ERROR|WARNING|INFO|DEBUG):[\w.]+:")
@@ -41,8 +43,8 @@ _KNOWN_FIRST_BYTES = frozenset(b"[{0123456789 \t\r\x1b\n")
 #: a sample with more lines than this share starting with another byte (letter-first wrappers) is read
 #: with the regex: the automaton would report nearly every line
 ODD_SHARE_FOR_REGEX = 0.02
-#: a compose-style wrapper, exactly as _KNOWN_START knows it: a line starting with one fits a known shape
-_WRAPPER = lazyre.compile_bytes(rb"[A-Za-z][\w.-]*[ \t]+\| ")
+#: the wrappers of `wrapper_prefixes`, by the very shape _KNOWN_START knows: a line starting with one fits
+_WRAPPER = lazyre.compile_bytes(_WRAPPER_SHAPE)
 MAX_WRAPPERS = 3
 _JOB_ID = lazyre.compile_bytes(rb'"job_id": ?"([^"\\]*)"')
 
@@ -60,7 +62,9 @@ class Prefilter:
             roles.setdefault(pattern.literal, set()).add(pattern.role)
         self._activity_only = [roles[literal] == {"activity"} for literal in literals]
         # a newline followed by a byte that cannot start a known shape: a second automaton, as fast as
-        # the first and, like it, searching without the GIL (the regex takes about twice as long)
+        # the first and, like it, searching without the GIL (the regex takes about twice as long). The two
+        # stay apart: one automaton holding both loses its SIMD prefilter (Teddy takes at most 64
+        # patterns) and was 1.7x slower.
         self._odd_automaton = ahocorasick_rs.BytesAhoCorasick(
             [b"\n" + bytes([c]) for c in range(256) if c not in _KNOWN_FIRST_BYTES],
             matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST)
@@ -72,9 +76,7 @@ class Prefilter:
         way gives the same list; the automaton is faster unless most lines start with a letter. Then
         ``wrappers`` (`wrapper_prefixes`, each after its newline) may settle it by counting: when all
         ``lines`` (the block's newline count) but the first start with one of them, only the first
-        line can be odd (a SIMD count per wrapper, 5x faster than the regex); otherwise the regex.
-        (The automaton and the literals stay two searches: one automaton holding both is searched
-        without its SIMD prefilter, Teddy taking at most 64 patterns, and was 1.7x slower.)"""
+        line can be odd (a SIMD count per wrapper, 5x faster than the regex); otherwise the regex."""
         found = [] if _KNOWN_AT_START.match(buf, start, end) else [start]
         if wrappers and lines >= 0 and \
                 sum(stringzilla.count(buf, wrapper, start, end) for wrapper in wrappers) == lines - 1:
