@@ -74,20 +74,30 @@ def spilling_every_episode():
         spool.HOLD = held
 
 
-@pytest.fixture
-def watches():
-    """Start `lkwedge watch` processes (`fleet_helpers.Watch`); any still running at the end is killed.
-    (test_watch.py has a Watch of its own and its own fixture of this name.)"""
-    from fleet_helpers import Watch
+@contextlib.contextmanager
+def killed_at_end(make):  # type: ignore[no-untyped-def]
+    """A starter of watch processes (``make(*args, **kw)`` returns an object with a ``proc``); any still
+    running when the block ends is killed."""
+    started = []
 
-    started: list[Watch] = []
-
-    def start(*args: str) -> Watch:
-        started.append(Watch(*args))
+    def start(*args: str, **kw: object):  # type: ignore[no-untyped-def]
+        started.append(make(*args, **kw))
         return started[-1]
 
-    yield start
-    for w in started:
-        if w.proc.poll() is None:
-            w.proc.kill()
-            w.proc.wait(5)
+    try:
+        yield start
+    finally:
+        for w in started:
+            if w.proc.poll() is None:
+                w.proc.kill()
+                w.proc.wait(5)
+
+
+@pytest.fixture
+def watches():
+    """Start `lkwedge watch` processes (`fleet_helpers.Watch`). (test_watch.py has a Watch of its own and
+    its own fixture of this name, on the same `killed_at_end`.)"""
+    from fleet_helpers import Watch
+
+    with killed_at_end(Watch) as start:
+        yield start

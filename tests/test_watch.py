@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from conftest import run_lkwedge, scan_json
+from conftest import killed_at_end, run_lkwedge, scan_json
 from synthlog import write_synth
 
 CLOSE = 'received session close: "signal client closed: \\"ping timeout\\"" UnknownReason Resume'
@@ -118,17 +118,8 @@ class Watch:
 
 @pytest.fixture
 def watches():
-    started: list[Watch] = []
-
-    def start(*args: str, **kw) -> Watch:
-        started.append(Watch(*args, **kw))
-        return started[-1]
-
-    yield start
-    for w in started:
-        if w.proc.poll() is None:
-            w.proc.kill()
-            w.proc.wait(5)
+    with killed_at_end(Watch) as start:
+        yield start
 
 
 # -- time semantics -----------------------------------------------------------------------------------
